@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PROVISIONAL kernel ABI of the hmadvise() system call.
+ *
+ * These numbers mirror the draft of include/uapi/linux/gmem.h, which is not
+ * merged anywhere yet. They are kept in this one header so that updating the
+ * thunk to the final uapi is a one-file change: when the kernel header
+ * exists, replace the values below (or include it) and rebuild.
+ *
+ * Known hazard of the draft syscall number: 463 was the next free x86_64
+ * number in Linux 6.12, but Linux 6.13 gave 463 to setxattrat(). On such a
+ * kernel the presence probe (see docs/thunk.md, "Backend selection") cannot
+ * tell the two apart; set GMEM_THUNK_BACKEND=kfd there until the number is
+ * final.
+ */
+#ifndef GMEM_HMADVISE_ABI_H
+#define GMEM_HMADVISE_ABI_H
+
+#if !defined(__x86_64__)
+#error "hmadvise: the provisional syscall number is only defined for x86_64"
+#endif
+
+/* System call number (x86_64). PROVISIONAL. */
+#define GMEM_NR_HMADVISE 463
+
+/* "No node": only valid with GMEM_HMADV_DONTNEED, where it discards the
+ * range like madvise(MADV_DONTNEED). */
+#define GMEM_HMADV_NO_NODE (-1)
+
+/* Behaviors shared with madvise(2); values are madvise's. */
+#define GMEM_HMADV_DONTNEED 4
+#define GMEM_HMADV_PREFETCH 26 /* as in the GMEM RFC */
+
+/* GMEM extensions, in their own range so they never collide with MADV_*. */
+#define GMEM_HMADV_EXTENSION_BASE 0x1000
+#define GMEM_HMADV_PREFERRED_LOC 0x1000
+#define GMEM_HMADV_UNSET_PREFERRED_LOC 0x1001
+#define GMEM_HMADV_ACCESSED_BY 0x1002
+#define GMEM_HMADV_UNSET_ACCESSED_BY 0x1003
+#define GMEM_HMADV_READ_MOSTLY 0x1004
+#define GMEM_HMADV_UNSET_READ_MOSTLY 0x1005
+#define GMEM_HMADV_PIN 0x1006
+#define GMEM_HMADV_UNPIN 0x1007
+#define GMEM_HMADV_NO_ACCESS 0x1008
+#define GMEM_HMADV_UNSET_NO_ACCESS 0x1009
+
+/* The behavior and length of the presence probe: hmadvise(NO_NODE, 0, 0,
+ * GMEM_HMADV_PROBE_BEHAVIOR). Only ENOSYS means "not there". */
+#define GMEM_HMADV_PROBE_BEHAVIOR 0
+
+#endif /* GMEM_HMADVISE_ABI_H */

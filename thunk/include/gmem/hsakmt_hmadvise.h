@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hmadvise for ROCm programs: memory placement hints on KFD node ids.
+ *
+ * One API for both kernels: on a GMEM kernel the hints go to the hmadvise()
+ * system call, on a stock ROCm kernel they become KFD SVM attributes
+ * (AMDKFD_IOC_SVM through hsaKmtSVMSetAttr). docs/thunk.md has the full
+ * mapping, the checks and the backend selection rules.
+ *
+ * Usage:
+ *   hsaKmtGmemOpen();
+ *   hsaKmtHMAdvise(gpu_node, buf, bytes, HSA_HMADVISE_PREFETCH);
+ *   hsaKmtGmemClose();
+ * On failure, hsaKmtGmemLastErrorMessage() says why (per thread).
+ */
+#ifndef GMEM_HSAKMT_HMADVISE_H
+#define GMEM_HSAKMT_HMADVISE_H
+
+#include <stddef.h>
+
+#include <hsakmttypes.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HSA_GMEM_API __attribute__((visibility("default")))
+
+/* Hints. Values are this library's own and stable; they are not the
+ * kernel's behavior numbers (those live in gmem/hmadvise_abi.h). */
+typedef enum _HSA_HMADVISE_HINT {
+	HSA_HMADVISE_PREFETCH = 1,           /* migrate to NodeId now */
+	HSA_HMADVISE_DONTNEED = 2,           /* drop NodeId's copy; see NO_NODE */
+	HSA_HMADVISE_PREFERRED_LOC = 3,      /* prefer NodeId's memory */
+	HSA_HMADVISE_UNSET_PREFERRED_LOC = 4,
+	HSA_HMADVISE_ACCESSED_BY = 5,        /* GPU NodeId maps it, no migration */
+	HSA_HMADVISE_UNSET_ACCESSED_BY = 6,
+	HSA_HMADVISE_NO_ACCESS = 7,          /* GPU NodeId must not map it */
+	HSA_HMADVISE_UNSET_NO_ACCESS = 8,
+	HSA_HMADVISE_READ_MOSTLY = 9,        /* range may be replicated */
+	HSA_HMADVISE_UNSET_READ_MOSTLY = 10,
+	HSA_HMADVISE_PIN = 11,               /* keep resident at NodeId */
+	HSA_HMADVISE_UNPIN = 12,
+} HSA_HMADVISE_HINT;
+
+/* NodeId meaning "no node": only with HSA_HMADVISE_DONTNEED, where the range
+ * is discarded like madvise(MADV_DONTNEED). Same value as INVALID_NODEID. */
+#define HSA_HMADVISE_NO_NODE 0xFFFFFFFFu
+
+/* Returned only when the active backend has no equivalent for a hint (for
+ * example PIN on a stock KFD kernel). Nothing was changed in that case. */
+#define HSA_HMADVISE_STATUS_NO_EQUIVALENT HSAKMT_STATUS_NOT_IMPLEMENTED
+
+typedef enum _HSA_HMADVISE_BACKEND {
+	HSA_HMADVISE_BACKEND_NONE = 0,       /* not opened */
+	HSA_HMADVISE_BACKEND_SYSCALL = 1,    /* GMEM kernel: hmadvise() */
+	HSA_HMADVISE_BACKEND_KFD_SVM = 2,    /* stock kernel: AMDKFD_IOC_SVM */
+} HSA_HMADVISE_BACKEND;
+
+/* One node of the KFD topology with its ids in every numbering. */
+typedef struct _HSA_GMEM_NODE_INFO {
+	HSAuint32 NodeId;      /* KFD node id (libhsakmt's NodeId) */
+	HSAuint32 GpuId;       /* KFD gpu_id; 0 for a CPU node */
+	HSAint32 GmemNodeId;   /* hmadvise hnid; -1 when the kernel gives none */
+	HSAuint32 IsGpu;       /* 1 for a GPU node, 0 for a CPU node */
+} HSA_GMEM_NODE_INFO;
+
+/*
+ * Opens the library: reads the KFD topology and selects the backend (the
+ * hmadvise syscall when the kernel has it, else KFD SVM). Reference counted
+ * like hsaKmtOpenKFD(); every successful open needs one hsaKmtGmemClose().
+ * GMEM_THUNK_BACKEND=auto|syscall|kfd overrides the selection.
+ */
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemOpen(void);
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemClose(void);
+
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND *Backend);
+
+/*
+ * Gives the hint for [Start, Start + Size) on KFD node NodeId.
+ * Start must be page aligned (HSAKMT_STATUS_MEMORY_ALIGNMENT otherwise);
+ * Size is rounded up to whole pages, like the kernel's hmadvise and madvise.
+ * Everything is checked before the kernel is called.
+ */
+HSA_GMEM_API HSAKMT_STATUS hsaKmtHMAdvise(HSAuint32 NodeId, void *Start,
+					  HSAuint64 Size,
+					  HSA_HMADVISE_HINT Hint);
+
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetNodeCount(HSAuint32 *NumNodes);
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetNodeInfo(HSAuint32 NodeId,
+						 HSA_GMEM_NODE_INFO *Info);
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemNodeFromGpuId(HSAuint32 GpuId,
+						   HSAuint32 *NodeId);
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemNodeFromGmemNode(HSAint32 GmemNodeId,
+						      HSAuint32 *NodeId);
+
+/* Why the last call on this thread failed; "" after a success. */
+HSA_GMEM_API const char *hsaKmtGmemLastErrorMessage(void);
+
+/* Name of a hint ("PREFETCH"), or NULL for an unknown value. */
+HSA_GMEM_API const char *hsaKmtHMAdviseHintName(HSA_HMADVISE_HINT Hint);
+
+/*
+ * The raw system call, with no checks and no translation: hnid is a GMEM
+ * node id and behavior a value from gmem/hmadvise_abi.h. Returns 0, or -1
+ * with errno set (ENOSYS when the kernel has no hmadvise).
+ */
+HSA_GMEM_API int hmadvise(int hnid, unsigned long start, size_t len,
+			  int behavior);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GMEM_HSAKMT_HMADVISE_H */

@@ -1,0 +1,205 @@
+// The exported C API: one process-wide Session behind a reference count,
+// as libhsakmt does for /dev/kfd.
+#include <cstdlib>
+#include <mutex>
+#include <shared_mutex>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "gmem/hmadvise_abi.h"
+#include "gmem/hsakmt_hmadvise.h"
+#include "session.h"
+#include "test_hooks.h"
+
+namespace gmem::thunk {
+namespace {
+
+struct Library {
+  std::shared_mutex mutex;  // shared: hints and queries; exclusive: open/close
+  unsigned open_count = 0;
+  std::unique_ptr<KernelInterface> kernel;
+  std::unique_ptr<Session> session;
+  testing::KernelFactory kernel_factory;
+  std::string sysfs_root = "/sys";
+};
+
+// Never destroyed: a program that forgets hsaKmtGmemClose() must not have
+// KFD closed under it by a static destructor racing other exit handlers.
+Library& library() {
+  static Library* instance = new Library;
+  return *instance;
+}
+
+std::string& last_error_message() {
+  thread_local std::string message;
+  return message;
+}
+
+HSAKMT_STATUS finish(const Status& status) {
+  last_error_message() = status.message;
+  return status.code;
+}
+
+Status not_opened() {
+  return Status::failure(HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED,
+                         "hsaKmtGmemOpen() has not been called");
+}
+
+Status null_argument(const char* name) {
+  return Status::failure(HSAKMT_STATUS_INVALID_PARAMETER,
+                         std::string(name) + " is NULL");
+}
+
+void fill_node_info(const TopologyNode& node, HSA_GMEM_NODE_INFO* info) {
+  info->NodeId = node.node_id;
+  info->GpuId = node.gpu_id;
+  info->GmemNodeId = node.gmem_node_id ? *node.gmem_node_id : -1;
+  info->IsGpu = node.is_gpu() ? 1 : 0;
+}
+
+}  // namespace
+
+namespace testing {
+
+void set_kernel_factory(KernelFactory factory) {
+  std::unique_lock lock(library().mutex);
+  library().kernel_factory = std::move(factory);
+}
+
+void set_sysfs_root(std::string sysfs_root) {
+  std::unique_lock lock(library().mutex);
+  library().sysfs_root = sysfs_root.empty() ? "/sys" : std::move(sysfs_root);
+}
+
+}  // namespace testing
+}  // namespace gmem::thunk
+
+using namespace gmem::thunk;
+
+extern "C" {
+
+HSAKMT_STATUS hsaKmtGmemOpen(void) {
+  Library& lib = library();
+  std::unique_lock lock(lib.mutex);
+  if (lib.open_count > 0) {
+    ++lib.open_count;
+    return finish(Status::success());
+  }
+
+  SessionOptions options;
+  options.sysfs_root = lib.sysfs_root;
+  long page_size = sysconf(_SC_PAGESIZE);
+  if (page_size > 0) options.page_size = static_cast<std::size_t>(page_size);
+  Status status = parse_backend_request(std::getenv(kBackendEnvironmentVariable),
+                                        &options.request);
+  if (!status.ok()) return finish(status);
+
+  std::unique_ptr<KernelInterface> kernel =
+      lib.kernel_factory ? lib.kernel_factory() : make_system_kernel_interface();
+  std::unique_ptr<Session> session;
+  status = Session::open(*kernel, options, &session, nullptr);
+  if (!status.ok()) return finish(status);
+
+  lib.kernel = std::move(kernel);
+  lib.session = std::move(session);
+  lib.open_count = 1;
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemClose(void) {
+  Library& lib = library();
+  std::unique_lock lock(lib.mutex);
+  if (lib.open_count == 0) return finish(not_opened());
+  if (--lib.open_count == 0) {
+    lib.session.reset();  // closes KFD if the session opened it
+    lib.kernel.reset();
+  }
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND* Backend) {
+  if (Backend == nullptr) return finish(null_argument("Backend"));
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) {
+    *Backend = HSA_HMADVISE_BACKEND_NONE;
+    return finish(Status::success());
+  }
+  *Backend = lib.session->backend() == gmem::thunk::Backend::syscall
+                 ? HSA_HMADVISE_BACKEND_SYSCALL
+                 : HSA_HMADVISE_BACKEND_KFD_SVM;
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtHMAdvise(HSAuint32 NodeId, void* Start, HSAuint64 Size,
+                             HSA_HMADVISE_HINT Hint) {
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) return finish(not_opened());
+  return finish(lib.session->advise(
+      AdviceRequest{NodeId, reinterpret_cast<std::uintptr_t>(Start), Size, Hint}));
+}
+
+HSAKMT_STATUS hsaKmtGmemGetNodeCount(HSAuint32* NumNodes) {
+  if (NumNodes == nullptr) return finish(null_argument("NumNodes"));
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) return finish(not_opened());
+  *NumNodes = static_cast<HSAuint32>(lib.session->topology().nodes().size());
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemGetNodeInfo(HSAuint32 NodeId, HSA_GMEM_NODE_INFO* Info) {
+  if (Info == nullptr) return finish(null_argument("Info"));
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) return finish(not_opened());
+  const TopologyNode* node = lib.session->topology().find_by_node_id(NodeId);
+  if (node == nullptr || !node->accessible)
+    return finish(Status::failure(HSAKMT_STATUS_INVALID_NODE_UNIT,
+                                  "no accessible KFD node " + std::to_string(NodeId)));
+  fill_node_info(*node, Info);
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemNodeFromGpuId(HSAuint32 GpuId, HSAuint32* NodeId) {
+  if (NodeId == nullptr) return finish(null_argument("NodeId"));
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) return finish(not_opened());
+  const TopologyNode* node = lib.session->topology().find_by_gpu_id(GpuId);
+  if (node == nullptr)
+    return finish(Status::failure(HSAKMT_STATUS_INVALID_NODE_UNIT,
+                                  "no GPU node has gpu_id " + std::to_string(GpuId)));
+  *NodeId = node->node_id;
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemNodeFromGmemNode(HSAint32 GmemNodeId, HSAuint32* NodeId) {
+  if (NodeId == nullptr) return finish(null_argument("NodeId"));
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) return finish(not_opened());
+  const TopologyNode* node = lib.session->topology().find_by_gmem_node_id(GmemNodeId);
+  if (node == nullptr)
+    return finish(Status::failure(
+        HSAKMT_STATUS_INVALID_NODE_UNIT,
+        "no KFD node has gmem_node_id " + std::to_string(GmemNodeId)));
+  *NodeId = node->node_id;
+  return finish(Status::success());
+}
+
+const char* hsaKmtGmemLastErrorMessage(void) {
+  return last_error_message().c_str();
+}
+
+const char* hsaKmtHMAdviseHintName(HSA_HMADVISE_HINT Hint) {
+  return hint_name(Hint);
+}
+
+int hmadvise(int hnid, unsigned long start, size_t len, int behavior) {
+  return static_cast<int>(syscall(GMEM_NR_HMADVISE, hnid, start, len, behavior, 0L, 0L));
+}
+
+}  // extern "C"

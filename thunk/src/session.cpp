@@ -1,0 +1,231 @@
+#include "session.h"
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include <sys/mman.h>
+
+#include "gmem/hmadvise_abi.h"
+
+namespace gmem::thunk {
+namespace {
+
+// libhsakmt's SVM helpers refuse to run below this KFD ioctl minor version.
+constexpr std::uint32_t kKfdSvmMinorVersion = 5;
+
+std::string errno_text(int error_number) {
+  if (error_number == 0) return "success";
+  const char* name = strerrorname_np(error_number);
+  return name != nullptr ? name : "errno " + std::to_string(error_number);
+}
+
+std::string hex(std::uint64_t value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "0x%" PRIx64, value);
+  return text;
+}
+
+void note(SelectionReport* report, std::string line) {
+  if (report != nullptr) report->steps.push_back(std::move(line));
+}
+
+// The probe the kernel contract defines: behavior 0 and length 0 do nothing
+// on a kernel that has hmadvise, and ENOSYS means the call is not there.
+bool probe_hmadvise(KernelInterface& kernel, SelectionReport* report) {
+  int error = kernel.hmadvise(GMEM_HMADV_NO_NODE, 0, 0,
+                              GMEM_HMADV_PROBE_BEHAVIOR);
+  bool present = error != ENOSYS;
+  note(report, "hmadvise probe: syscall(" + std::to_string(GMEM_NR_HMADVISE) +
+                   ", -1, 0, 0, 0) -> " + errno_text(error) +
+                   (present ? ": present" : ": absent"));
+  return present;
+}
+
+// Opens KFD through libhsakmt and checks that its SVM ioctl works here.
+// On success KFD stays open and the caller owes one close_kfd().
+Status open_kfd_svm(KernelInterface& kernel, const Topology& topology,
+                    std::size_t page_size, SelectionReport* report) {
+  HSAKMT_STATUS status = kernel.open_kfd();
+  if (status != HSAKMT_STATUS_SUCCESS) {
+    note(report, "KFD: hsaKmtOpenKFD -> status " + std::to_string(status));
+    return Status::failure(status, "cannot open /dev/kfd through libhsakmt "
+                                   "(status " + std::to_string(status) + ")");
+  }
+
+  auto fail = [&](HSAKMT_STATUS code, const std::string& message) {
+    note(report, "KFD: " + message);
+    kernel.close_kfd();
+    return Status::failure(code, message);
+  };
+
+  HsaVersionInfo version{};
+  status = kernel.get_kfd_version(&version);
+  if (status != HSAKMT_STATUS_SUCCESS)
+    return fail(status, "hsaKmtGetVersion failed (status " +
+                            std::to_string(status) + ")");
+  const std::string version_text = std::to_string(version.KernelInterfaceMajorVersion) +
+                                   "." + std::to_string(version.KernelInterfaceMinorVersion);
+  if (version.KernelInterfaceMajorVersion != 1)
+    return fail(HSAKMT_STATUS_DRIVER_MISMATCH,
+                "KFD ioctl interface " + version_text + " is not major version 1");
+  if (version.KernelInterfaceMinorVersion < kKfdSvmMinorVersion)
+    return fail(HSAKMT_STATUS_NOT_SUPPORTED,
+                "KFD ioctl interface " + version_text +
+                    " has no SVM API (needs 1." +
+                    std::to_string(kKfdSvmMinorVersion) + " or later)");
+  note(report, "KFD: ioctl interface " + version_text);
+
+  // libhsakmt turns node ids into gpu_ids with its own topology snapshot;
+  // it must exist and agree with the one we read.
+  HsaSystemProperties properties{};
+  status = kernel.acquire_system_properties(&properties);
+  if (status != HSAKMT_STATUS_SUCCESS)
+    return fail(status, "hsaKmtAcquireSystemProperties failed (status " +
+                            std::to_string(status) + ")");
+  if (properties.NumNodes != topology.nodes().size())
+    return fail(HSAKMT_STATUS_ERROR,
+                "libhsakmt sees " + std::to_string(properties.NumNodes) +
+                    " nodes but sysfs has " +
+                    std::to_string(topology.nodes().size()) +
+                    ": node ids would not match");
+
+  // SVM GET_ATTR on a page of our own: answers on any kernel with SVM,
+  // fails when amdkfd was built without CONFIG_HSA_AMD_SVM.
+  void* probe_page = mmap(nullptr, page_size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe_page == MAP_FAILED)
+    return fail(HSAKMT_STATUS_NO_MEMORY, "cannot map a page for the SVM probe");
+  HSA_SVM_ATTRIBUTE granularity{HSA_SVM_ATTR_GRANULARITY, 0};
+  int os_error = 0;
+  status = kernel.svm_get_attr(probe_page, page_size, 1, &granularity, &os_error);
+  munmap(probe_page, page_size);
+  if (status != HSAKMT_STATUS_SUCCESS)
+    return fail(HSAKMT_STATUS_NOT_SUPPORTED,
+                "SVM GET_ATTR probe failed (status " + std::to_string(status) +
+                    ", " + errno_text(os_error) +
+                    "): this amdkfd has no usable SVM");
+  note(report, "KFD: SVM GET_ATTR probe succeeded");
+  return Status::success();
+}
+
+std::string describe_attributes(const std::vector<HSA_SVM_ATTRIBUTE>& attributes) {
+  std::string text;
+  for (const HSA_SVM_ATTRIBUTE& attribute : attributes) {
+    if (!text.empty()) text += ", ";
+    text += std::string(svm_attribute_name(attribute.type)) + "=" +
+            std::to_string(attribute.value);
+  }
+  return text;
+}
+
+}  // namespace
+
+Status parse_backend_request(const char* text, BackendRequest* request) {
+  const std::string value = text != nullptr ? text : "";
+  if (value.empty() || value == "auto") {
+    *request = BackendRequest::automatic;
+  } else if (value == "syscall") {
+    *request = BackendRequest::syscall;
+  } else if (value == "kfd") {
+    *request = BackendRequest::kfd_svm;
+  } else {
+    return Status::failure(HSAKMT_STATUS_INVALID_PARAMETER,
+                           std::string(kBackendEnvironmentVariable) + "=\"" +
+                               value + "\": expected auto, syscall or kfd");
+  }
+  return Status::success();
+}
+
+Session::Session(KernelInterface& kernel, Topology topology, Backend backend,
+                 bool kfd_opened, std::size_t page_size)
+    : kernel_(kernel),
+      topology_(std::move(topology)),
+      backend_(backend),
+      kfd_opened_(kfd_opened),
+      page_size_(page_size) {}
+
+Session::~Session() {
+  if (kfd_opened_) kernel_.close_kfd();
+}
+
+Status Session::open(KernelInterface& kernel, const SessionOptions& options,
+                     std::unique_ptr<Session>* session,
+                     SelectionReport* report) {
+  Topology topology;
+  Status status = Topology::load(options.sysfs_root, &topology);
+  if (!status.ok()) return status;
+
+  std::string syscall_outcome;
+  if (options.request != BackendRequest::kfd_svm) {
+    if (probe_hmadvise(kernel, report)) {
+      note(report, "backend: syscall");
+      session->reset(new Session(kernel, std::move(topology), Backend::syscall,
+                                 false, options.page_size));
+      return Status::success();
+    }
+    if (options.request == BackendRequest::syscall)
+      return Status::failure(
+          HSAKMT_STATUS_NOT_SUPPORTED,
+          std::string(kBackendEnvironmentVariable) +
+              "=syscall, but this kernel has no hmadvise system call "
+              "(probe returned ENOSYS)");
+    syscall_outcome = "no hmadvise system call (ENOSYS), and ";
+  }
+
+  status = open_kfd_svm(kernel, topology, options.page_size, report);
+  if (!status.ok()) {
+    status.message = syscall_outcome + "KFD SVM backend unusable: " + status.message;
+    return status;
+  }
+  note(report, "backend: kfd");
+  session->reset(new Session(kernel, std::move(topology), Backend::kfd_svm,
+                             true, options.page_size));
+  return Status::success();
+}
+
+Status Session::advise(const AdviceRequest& request) {
+  Plan plan;
+  Status status = plan_advice(request, topology_, backend_, page_size_, &plan);
+  if (!status.ok()) return status;
+
+  if (const auto* call = std::get_if<SyscallCall>(&plan)) {
+    int error = kernel_.hmadvise(call->hnid, call->start, call->len,
+                                 call->behavior);
+    if (error == 0) return Status::success();
+    return status_from_errno(
+        error, "hmadvise(" + std::to_string(call->hnid) + ", " +
+                   hex(call->start) + ", " + hex(call->len) + ", " +
+                   syscall_behavior_name(call->behavior) + ")");
+  }
+  if (const auto* call = std::get_if<MadviseCall>(&plan)) {
+    int error = kernel_.madvise(reinterpret_cast<void*>(call->start),
+                                call->len, call->advice);
+    if (error == 0) return Status::success();
+    return status_from_errno(error, "madvise(" + hex(call->start) + ", " +
+                                        hex(call->len) + ", MADV_DONTNEED)");
+  }
+  if (const auto* call = std::get_if<SvmSetAttrCall>(&plan)) {
+    std::vector<HSA_SVM_ATTRIBUTE> attributes = call->hsakmt_attributes;
+    int os_error = 0;
+    HSAKMT_STATUS result = kernel_.svm_set_attr(
+        reinterpret_cast<void*>(call->start), call->size,
+        static_cast<unsigned int>(attributes.size()), attributes.data(),
+        &os_error);
+    if (result == HSAKMT_STATUS_SUCCESS) return Status::success();
+    return Status::failure(
+        result, "hsaKmtSVMSetAttr(" + hex(call->start) + ", " +
+                    hex(call->size) + ", {" +
+                    describe_attributes(call->hsakmt_attributes) +
+                    "}) failed with status " + std::to_string(result) +
+                    (os_error != 0 ? " (" + errno_text(os_error) + ": " +
+                                         std::strerror(os_error) + ")"
+                                   : ""));
+  }
+  return Status::failure(HSA_HMADVISE_STATUS_NO_EQUIVALENT,
+                         std::get<NoEquivalent>(plan).reason);
+}
+
+}  // namespace gmem::thunk
