@@ -33,8 +33,8 @@ inline void check_hip(hipError_t status, const char* expression, const char* fil
 #define GMEM_HIP_CHECK_LAUNCH() GMEM_HIP_CHECK(hipGetLastError())
 
 // Raised when the machine cannot run the sample at all; mapped to
-// kExitNoSuitableGpu by run_sample_main().
-class NoSuitableGpu : public std::runtime_error {
+// kExitCannotRun by run_sample_main().
+class CannotRun : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -67,16 +67,16 @@ inline GpuInfo query_gpu(int device) {
 }
 
 // Returns every visible GPU that can use malloc'd memory, or throws
-// NoSuitableGpu with what is missing and how to fix it. Without XNACK a GPU
+// CannotRun with what is missing and how to fix it. Without XNACK a GPU
 // access to malloc'd memory is a fatal page fault, so we refuse up front.
 inline std::vector<GpuInfo> require_xnack_gpus(int minimum_count = 1) {
   int count = 0;
   const hipError_t status = hipGetDeviceCount(&count);
   if (status == hipErrorNoDevice || (status == hipSuccess && count == 0))
-    throw NoSuitableGpu("no AMD GPU is visible to HIP (check /dev/kfd permissions, "
+    throw CannotRun("no AMD GPU is visible to HIP (check /dev/kfd permissions, "
                         "HIP_VISIBLE_DEVICES and that amdgpu is loaded)");
   if (status != hipSuccess)
-    throw NoSuitableGpu(std::string("HIP cannot enumerate GPUs: ") + hipGetErrorName(status));
+    throw CannotRun(std::string("HIP cannot enumerate GPUs: ") + hipGetErrorName(status));
 
   std::vector<GpuInfo> usable;
   std::string refusals;
@@ -96,7 +96,7 @@ inline std::vector<GpuInfo> require_xnack_gpus(int minimum_count = 1) {
                        "MI200/MI300-class GPU");
   }
   if (static_cast<int>(usable.size()) < minimum_count)
-    throw NoSuitableGpu("need " + std::to_string(minimum_count) +
+    throw CannotRun("need " + std::to_string(minimum_count) +
                         " GPU(s) with XNACK enabled, found " + std::to_string(usable.size()) +
                         refusals);
   return usable;
@@ -156,10 +156,10 @@ int run_sample_main(const char* sample, const char* usage, Body&& body) {
   } catch (const UsageError& error) {
     std::fprintf(stderr, "%s: %s\n%s", sample, error.what(), usage);
     exit_code = kExitError;
-  } catch (const NoSuitableGpu& error) {
+  } catch (const CannotRun& error) {
     std::fprintf(stderr, "%s: cannot run: %s\n", sample, error.what());
-    result.add("reason", "no_suitable_gpu");
-    exit_code = kExitNoSuitableGpu;
+    result.add("reason", "cannot_run");
+    exit_code = kExitCannotRun;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "%s: error: %s\n", sample, error.what());
     exit_code = kExitError;

@@ -40,7 +40,7 @@ const char* status_for_exit_code(int exit_code) {
   switch (exit_code) {
     case kExitVerified: return "PASS";
     case kExitMismatch: return "FAIL";
-    case kExitNoSuitableGpu: return "SKIP";
+    case kExitCannotRun: return "SKIP";
     default: return "ERROR";
   }
 }

@@ -31,7 +31,7 @@ enum ExitCode : int {
   kExitVerified = 0,       // ran and every check passed
   kExitMismatch = 1,       // ran, but a result was wrong
   kExitError = 2,          // bad arguments or a runtime/HIP error
-  kExitNoSuitableGpu = 3,  // no GPU, or GPU without XNACK: nothing was run
+  kExitCannotRun = 3,  // no GPU, no XNACK or too little host memory: nothing ran
 };
 
 // Thrown for bad command-line input; samples print it with their usage.

@@ -113,7 +113,7 @@ int run(ResultLine& result, int argc, char** argv) {
   const Plan plan = plan_runs(gpu_bytes, host_bytes, factors);
   for (const auto& note : plan.notes) std::printf("note: %s\n", note.c_str());
   if (plan.runs.empty())
-    throw NoSuitableGpu("host memory is too small for any requested size (see notes above)");
+    throw CannotRun("host memory is too small for any requested size (see notes above)");
 
   bool all_verified = true;
   for (const auto& planned : plan.runs) {
