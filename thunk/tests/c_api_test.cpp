@@ -1,0 +1,262 @@
+// The exported C API and the C++ header, on a fake kernel and sysfs.
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "fake_kernel.h"
+#include "fake_sysfs.h"
+#include "gmem/hmadvise.hpp"
+#include "gmem/hsakmt_hmadvise.h"
+#include "test_hooks.h"
+
+namespace gmem::thunk {
+namespace {
+
+using testing::FakeKernel;
+using testing::FakeSysfs;
+
+// Points the library at a fake kernel (owned by the test, so it can be
+// inspected) and a fake sysfs, sets GMEM_THUNK_BACKEND, and undoes all of
+// it, including any open left behind, at the end.
+class CApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sysfs_.add_gmem_machine();
+    testing::set_sysfs_root(sysfs_.root());
+    testing::set_kernel_factory([this] {
+      return std::unique_ptr<KernelInterface>(new ForwardingKernel(kernel_));
+    });
+    unsetenv("GMEM_THUNK_BACKEND");
+  }
+  void TearDown() override {
+    while (hsaKmtGmemClose() == HSAKMT_STATUS_SUCCESS) {
+    }
+    testing::set_kernel_factory(nullptr);
+    testing::set_sysfs_root("");
+    unsetenv("GMEM_THUNK_BACKEND");
+  }
+
+  // The library owns the KernelInterface it gets; this one forwards to the
+  // test's FakeKernel so the records outlive the library's copy.
+  class ForwardingKernel final : public KernelInterface {
+   public:
+    explicit ForwardingKernel(FakeKernel& target) : target_(target) {}
+    int hmadvise(int h, unsigned long s, std::size_t l, int b) override {
+      return target_.hmadvise(h, s, l, b);
+    }
+    int madvise(void* s, std::size_t l, int a) override { return target_.madvise(s, l, a); }
+    HSAKMT_STATUS open_kfd() override { return target_.open_kfd(); }
+    HSAKMT_STATUS close_kfd() override { return target_.close_kfd(); }
+    HSAKMT_STATUS get_kfd_version(HsaVersionInfo* v) override {
+      return target_.get_kfd_version(v);
+    }
+    HSAKMT_STATUS acquire_system_properties(HsaSystemProperties* p) override {
+      return target_.acquire_system_properties(p);
+    }
+    HSAKMT_STATUS svm_set_attr(void* s, HSAuint64 n, unsigned int c,
+                               HSA_SVM_ATTRIBUTE* a, int* e) override {
+      return target_.svm_set_attr(s, n, c, a, e);
+    }
+    HSAKMT_STATUS svm_get_attr(void* s, HSAuint64 n, unsigned int c,
+                               HSA_SVM_ATTRIBUTE* a, int* e) override {
+      return target_.svm_get_attr(s, n, c, a, e);
+    }
+
+   private:
+    FakeKernel& target_;
+  };
+
+  FakeSysfs sysfs_;
+  FakeKernel kernel_;
+  void* const buffer_ = reinterpret_cast<void*>(0x7f0000400000);
+};
+
+TEST_F(CApiTest, EverythingNeedsOpenFirst) {
+  HSAuint32 count = 0;
+  HSA_GMEM_NODE_INFO info{};
+  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH),
+            HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
+  EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("hsaKmtGmemOpen"),
+            std::string::npos);
+  EXPECT_EQ(hsaKmtGmemGetNodeCount(&count), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
+  EXPECT_EQ(hsaKmtGmemGetNodeInfo(0, &info), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
+  EXPECT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
+  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_KFD_SVM;
+  EXPECT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_NONE);
+  EXPECT_FALSE(kernel_.touched_kernel());
+}
+
+TEST_F(CApiTest, OpenIsReferenceCountedAndSelectsOnce) {
+  kernel_.hmadvise_results = {ENOSYS};
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(kernel_.hmadvise_calls.size(), 1u);  // probed once
+  EXPECT_EQ(kernel_.open_calls, 1);
+  ASSERT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(kernel_.close_calls, 0);
+  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH), HSAKMT_STATUS_SUCCESS);
+  ASSERT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(kernel_.close_calls, 1);
+  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH),
+            HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
+}
+
+TEST_F(CApiTest, EnvironmentVariableForcesTheBackend) {
+  setenv("GMEM_THUNK_BACKEND", "kfd", 1);
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+  ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_KFD_SVM);
+  EXPECT_TRUE(kernel_.hmadvise_calls.empty());
+}
+
+TEST_F(CApiTest, AutoOnAGmemKernelSelectsTheSyscall) {
+  kernel_.hmadvise_results = {EINVAL};
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+  ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_SYSCALL);
+  ASSERT_EQ(hsaKmtHMAdvise(2, buffer_, 8192, HSA_HMADVISE_DONTNEED), HSAKMT_STATUS_SUCCESS);
+  ASSERT_EQ(kernel_.hmadvise_calls.size(), 2u);
+  EXPECT_EQ(kernel_.hmadvise_calls[1].hnid, 3);
+  EXPECT_EQ(kernel_.hmadvise_calls[1].start, 0x7f0000400000u);
+  EXPECT_EQ(kernel_.hmadvise_calls[1].len, 8192u);
+  EXPECT_EQ(kernel_.hmadvise_calls[1].behavior, 4);
+}
+
+TEST_F(CApiTest, BadEnvironmentValueFailsOpenWithAMessage) {
+  setenv("GMEM_THUNK_BACKEND", "ioctl", 1);
+  EXPECT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("\"ioctl\""), std::string::npos);
+  EXPECT_FALSE(kernel_.touched_kernel());
+}
+
+TEST_F(CApiTest, FailedOpenLeavesTheLibraryClosed) {
+  kernel_.hmadvise_results = {ENOSYS};
+  kernel_.version = {1, 3};
+  EXPECT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_NOT_SUPPORTED);
+  EXPECT_EQ(kernel_.close_calls, 1);
+  EXPECT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
+}
+
+TEST_F(CApiTest, NodeQueriesTranslateBetweenNumberings) {
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  HSAuint32 count = 0;
+  ASSERT_EQ(hsaKmtGmemGetNodeCount(&count), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(count, 3u);
+
+  HSA_GMEM_NODE_INFO info{};
+  ASSERT_EQ(hsaKmtGmemGetNodeInfo(2, &info), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(info.NodeId, 2u);
+  EXPECT_EQ(info.GpuId, 0xBBBBu);
+  EXPECT_EQ(info.GmemNodeId, 3);
+  EXPECT_EQ(info.IsGpu, 1u);
+  ASSERT_EQ(hsaKmtGmemGetNodeInfo(0, &info), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(info.GpuId, 0u);
+  EXPECT_EQ(info.IsGpu, 0u);
+  EXPECT_EQ(hsaKmtGmemGetNodeInfo(3, &info), HSAKMT_STATUS_INVALID_NODE_UNIT);
+
+  HSAuint32 node = 99;
+  ASSERT_EQ(hsaKmtGmemNodeFromGpuId(0xAAAA, &node), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(node, 1u);
+  EXPECT_EQ(hsaKmtGmemNodeFromGpuId(0x1234, &node), HSAKMT_STATUS_INVALID_NODE_UNIT);
+  ASSERT_EQ(hsaKmtGmemNodeFromGmemNode(3, &node), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(node, 2u);
+  EXPECT_EQ(hsaKmtGmemNodeFromGmemNode(-1, &node), HSAKMT_STATUS_INVALID_NODE_UNIT);
+
+  EXPECT_EQ(hsaKmtGmemGetNodeCount(nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_EQ(hsaKmtGmemGetNodeInfo(0, nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_EQ(hsaKmtGmemNodeFromGpuId(0xAAAA, nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_EQ(hsaKmtGmemNodeFromGmemNode(2, nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_EQ(hsaKmtGmemGetBackend(nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
+}
+
+TEST_F(CApiTest, LastErrorMessageIsPerThreadAndClearedOnSuccess) {
+  setenv("GMEM_THUNK_BACKEND", "kfd", 1);
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PIN), HSAKMT_STATUS_NOT_IMPLEMENTED);
+  const std::string pin_message = hsaKmtGmemLastErrorMessage();
+  EXPECT_NE(pin_message.find("no KFD SVM equivalent"), std::string::npos);
+
+  std::string other_thread_message = "unset";
+  std::thread([&] { other_thread_message = hsaKmtGmemLastErrorMessage(); }).join();
+  EXPECT_EQ(other_thread_message, "");
+  EXPECT_EQ(hsaKmtGmemLastErrorMessage(), pin_message);
+
+  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH), HSAKMT_STATUS_SUCCESS);
+  EXPECT_STREQ(hsaKmtGmemLastErrorMessage(), "");
+}
+
+TEST_F(CApiTest, HintNames) {
+  EXPECT_STREQ(hsaKmtHMAdviseHintName(HSA_HMADVISE_PREFETCH), "PREFETCH");
+  EXPECT_STREQ(hsaKmtHMAdviseHintName(HSA_HMADVISE_UNSET_NO_ACCESS), "UNSET_NO_ACCESS");
+  EXPECT_EQ(hsaKmtHMAdviseHintName(static_cast<HSA_HMADVISE_HINT>(0)), nullptr);
+}
+
+// --- C++ header ---
+
+TEST_F(CApiTest, CppHelpersReachTheKernelWithTheRightHint) {
+  setenv("GMEM_THUNK_BACKEND", "kfd", 1);
+  gmem::library opened;
+  EXPECT_EQ(gmem::active_backend(), gmem::backend::kfd_svm);
+  gmem::prefetch(buffer_, 4096, 1);
+  gmem::set_preferred_location(buffer_, 4096, 0);
+  gmem::set_read_mostly(buffer_, 4096, 2);
+  gmem::discard(buffer_, 4096);
+  ASSERT_EQ(kernel_.set_attr_calls.size(), 3u);
+  const std::uint32_t prefetch_gpu1[] = {1, 1};
+  const std::uint32_t preferred_cpu[] = {0, 0};
+  const std::uint32_t read_mostly[] = {5, 0x20};
+  EXPECT_EQ(0, std::memcmp(kernel_.set_attr_calls[0].attributes.data(), prefetch_gpu1, 8));
+  EXPECT_EQ(0, std::memcmp(kernel_.set_attr_calls[1].attributes.data(), preferred_cpu, 8));
+  EXPECT_EQ(0, std::memcmp(kernel_.set_attr_calls[2].attributes.data(), read_mostly, 8));
+  ASSERT_EQ(kernel_.madvise_calls.size(), 1u);
+  EXPECT_EQ(gmem::node_from_gpu_id(0xBBBB), 2u);
+  EXPECT_EQ(gmem::node_from_gmem_node(2), 1u);
+  EXPECT_EQ(gmem::node_info(1).GpuId, 0xAAAAu);
+}
+
+TEST_F(CApiTest, CppErrorsAreExceptionsWithStatusAndMessage) {
+  setenv("GMEM_THUNK_BACKEND", "kfd", 1);
+  gmem::library opened;
+  try {
+    gmem::pin(buffer_, 4096, 1);
+    FAIL() << "pin on the KFD backend must throw";
+  } catch (const gmem::error& error) {
+    EXPECT_TRUE(error.no_equivalent());
+    EXPECT_EQ(error.status(), HSAKMT_STATUS_NOT_IMPLEMENTED);
+    EXPECT_EQ(&error.code().category(), &gmem::hsakmt_category());
+    EXPECT_STREQ(error.code().category().name(), "hsakmt");
+    EXPECT_NE(std::string(error.what()).find("no KFD SVM equivalent"), std::string::npos);
+  }
+  try {
+    gmem::set_accessed_by(buffer_, 4096, 0);
+    FAIL() << "accessed-by on the CPU node must throw";
+  } catch (const gmem::error& error) {
+    EXPECT_FALSE(error.no_equivalent());
+    EXPECT_EQ(error.status(), HSAKMT_STATUS_INVALID_NODE_UNIT);
+    EXPECT_NE(std::string(error.what()).find("needs a GPU node"), std::string::npos);
+  }
+  EXPECT_THROW(gmem::node_from_gpu_id(0x1234), gmem::error);
+}
+
+TEST_F(CApiTest, CppLibraryThrowsWhenOpenFails) {
+  setenv("GMEM_THUNK_BACKEND", "syscall", 1);
+  kernel_.hmadvise_results = {ENOSYS};
+  try {
+    gmem::library opened;
+    FAIL() << "opening must throw";
+  } catch (const gmem::error& error) {
+    EXPECT_EQ(error.status(), HSAKMT_STATUS_NOT_SUPPORTED);
+  }
+  EXPECT_EQ(gmem::active_backend(), gmem::backend::none);
+}
+
+}  // namespace
+}  // namespace gmem::thunk
