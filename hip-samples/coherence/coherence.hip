@@ -230,8 +230,8 @@ int run(ResultLine& result, int argc, char** argv) {
   if (count == 0 || steps == 0 || steps > 1000)
     throw UsageError("--elements must be >= 1 and --steps between 1 and 1000");
 
-  const auto gpus = require_xnack_gpus(device + 1);
-  print_gpu(gpus.at(device));
+  const GpuInfo gpu = require_xnack_gpu(device);
+  print_gpu(gpu);
   GMEM_HIP_CHECK(hipSetDevice(device));
 
   auto data = malloc_array<std::uint32_t>(count);

@@ -102,6 +102,13 @@ inline std::vector<GpuInfo> require_xnack_gpus(int minimum_count = 1) {
   return usable;
 }
 
+// The GPU with HIP ordinal `device`, if it is usable; CannotRun otherwise.
+inline GpuInfo require_xnack_gpu(int device) {
+  for (const GpuInfo& gpu : require_xnack_gpus(1))
+    if (gpu.device == device) return gpu;
+  throw CannotRun("GPU " + std::to_string(device) + " is not visible or runs without XNACK");
+}
+
 inline void print_gpu(const GpuInfo& gpu) {
   std::printf("GPU %d: %s (%s), %s total, %s free, pageable memory access: %s\n", gpu.device,
               gpu.name.c_str(), gpu.arch_name.c_str(), format_gib(gpu.total_bytes).c_str(),

@@ -293,8 +293,7 @@ int run(ResultLine& result, int argc, char** argv) {
   if (check_positions < 1)
     throw UsageError("--check-positions must be at least 1: results are only trusted when checked");
 
-  const auto gpus = require_xnack_gpus(device + 1);
-  const GpuInfo& gpu = gpus.at(device);
+  const GpuInfo gpu = require_xnack_gpu(device);
   print_gpu(gpu);
   GMEM_HIP_CHECK(hipSetDevice(device));
 

@@ -33,8 +33,8 @@ int run(ResultLine& result, int argc, char** argv) {
   const int device = static_cast<int>(parse_unsigned(args.value_or("device", "0"), "--device"));
   if (count == 0) throw UsageError("--elements must be at least 1");
 
-  const auto gpus = require_xnack_gpus(device + 1);
-  print_gpu(gpus.at(device));
+  const GpuInfo gpu = require_xnack_gpu(device);
+  print_gpu(gpu);
   GMEM_HIP_CHECK(hipSetDevice(device));
 
   // Three allocation styles on purpose: the GPU cannot tell them apart.

@@ -98,8 +98,7 @@ int run(ResultLine& result, int argc, char** argv) {
   const int device = static_cast<int>(parse_unsigned(args.value_or("device", "0"), "--device"));
   if (passes == 0) throw UsageError("--passes must be at least 1");
 
-  const auto gpus = require_xnack_gpus(device + 1);
-  const GpuInfo& gpu = gpus.at(device);
+  const GpuInfo gpu = require_xnack_gpu(device);
   print_gpu(gpu);
   GMEM_HIP_CHECK(hipSetDevice(device));
   const std::uint64_t gpu_bytes = args.has("gpu-memory")

@@ -185,10 +185,10 @@ int run(ResultLine& result, int argc, char** argv) {
   bytes = bytes / (2u << 20) * (2u << 20);  // whole 2 MiB blocks for aligned_alloc
   if (bytes == 0) throw UsageError("--size must be at least 2M");
 
-  const auto gpus = require_xnack_gpus(device + 1);
-  print_gpu(gpus.at(device));
+  const GpuInfo gpu = require_xnack_gpu(device);
+  print_gpu(gpu);
   GMEM_HIP_CHECK(hipSetDevice(device));
-  if (bytes > gpus.at(device).free_bytes / 2)
+  if (bytes > gpu.free_bytes / 2)
     std::printf("note: %s is over half the GPU's free memory; prefetches may evict\n",
                 format_gib(bytes).c_str());
 
