@@ -157,6 +157,8 @@ Status plan_kfd(const HintSpec& spec, const TopologyNode* node,
           "to a node (KFD may always migrate or evict it). Nothing was "
           "changed. It needs a GMEM kernel (hmadvise system call)."};
       return Status::success();
+    case HSA_HMADVISE_HINT_SIZE:  // not a hint; find_hint() never returns it
+      return invalid("unknown hint value");
   }
   *plan = std::move(call);
   return Status::success();

@@ -259,7 +259,7 @@ TEST(TranslateBadInput, EachIsRefusedWithItsStatusOnBothBackends) {
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
       {"hint_past_end", {kGpuNode, kStart, kSize, static_cast<HSA_HMADVISE_HINT>(13)},
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
-      {"hint_negative", {kGpuNode, kStart, kSize, static_cast<HSA_HMADVISE_HINT>(-1)},
+      {"hint_negative", {kGpuNode, kStart, kSize, static_cast<HSA_HMADVISE_HINT>(0xFFFFFFFFu)},
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
       {"null_start", {kGpuNode, 0, kSize, HSA_HMADVISE_PREFETCH},
        HSAKMT_STATUS_INVALID_PARAMETER, "NULL"},

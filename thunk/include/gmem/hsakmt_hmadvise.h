@@ -41,6 +41,9 @@ typedef enum _HSA_HMADVISE_HINT {
 	HSA_HMADVISE_UNSET_READ_MOSTLY = 10,
 	HSA_HMADVISE_PIN = 11,               /* keep resident at NodeId */
 	HSA_HMADVISE_UNPIN = 12,
+	/* Makes the type 32 bits wide and every 32-bit value representable,
+	 * so an out-of-range value from a caller is refused, not undefined. */
+	HSA_HMADVISE_HINT_SIZE = 0xFFFFFFFF,
 } HSA_HMADVISE_HINT;
 
 /* NodeId meaning "no node": only with HSA_HMADVISE_DONTNEED, where the range
