@@ -1,6 +1,7 @@
 // The exported C API: one process-wide Session behind a reference count,
 // as libhsakmt does for /dev/kfd.
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <shared_mutex>
 
@@ -49,6 +50,16 @@ Status not_opened() {
 Status null_argument(const char* name) {
   return Status::failure(HSAKMT_STATUS_INVALID_PARAMETER,
                          std::string(name) + " is NULL");
+}
+
+// A C caller may pass any 32-bit value as a hint; reading it as the C++
+// enum would be undefined for values outside the enumerators, so copy the
+// bits out instead.
+std::uint32_t raw_hint(const HSA_HMADVISE_HINT& hint) {
+  static_assert(sizeof(HSA_HMADVISE_HINT) == sizeof(std::uint32_t));
+  std::uint32_t value;
+  std::memcpy(&value, &hint, sizeof(value));
+  return value;
 }
 
 void fill_node_info(const TopologyNode& node, HSA_GMEM_NODE_INFO* info) {
@@ -137,8 +148,8 @@ HSAKMT_STATUS hsaKmtHMAdvise(HSAuint32 NodeId, void* Start, HSAuint64 Size,
   Library& lib = library();
   std::shared_lock lock(lib.mutex);
   if (!lib.session) return finish(not_opened());
-  return finish(lib.session->advise(
-      AdviceRequest{NodeId, reinterpret_cast<std::uintptr_t>(Start), Size, Hint}));
+  return finish(lib.session->advise(AdviceRequest{
+      NodeId, reinterpret_cast<std::uintptr_t>(Start), Size, raw_hint(Hint)}));
 }
 
 HSAKMT_STATUS hsaKmtGmemGetNodeCount(HSAuint32* NumNodes) {
@@ -195,7 +206,7 @@ const char* hsaKmtGmemLastErrorMessage(void) {
 }
 
 const char* hsaKmtHMAdviseHintName(HSA_HMADVISE_HINT Hint) {
-  return hint_name(Hint);
+  return hint_name(raw_hint(Hint));
 }
 
 int hmadvise(int hnid, unsigned long start, size_t len, int behavior) {

@@ -61,9 +61,9 @@ constexpr HintSpec kHints[] = {
     {HSA_HMADVISE_UNPIN, "UNPIN", NodeRule::any, GMEM_HMADV_UNPIN},
 };
 
-const HintSpec* find_hint(HSA_HMADVISE_HINT hint) {
+const HintSpec* find_hint(std::uint32_t hint) {
   for (const HintSpec& spec : kHints)
-    if (spec.hint == hint) return &spec;
+    if (static_cast<std::uint32_t>(spec.hint) == hint) return &spec;
   return nullptr;
 }
 
@@ -185,8 +185,7 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
                    Backend backend, std::size_t page_size, Plan* plan) {
   const HintSpec* spec = find_hint(request.hint);
   if (spec == nullptr)
-    return invalid("unknown hint value " +
-                   std::to_string(static_cast<long long>(request.hint)));
+    return invalid("unknown hint value " + std::to_string(request.hint));
   if (request.start == 0) return invalid(std::string(spec->name) + ": start is NULL");
   if (request.size == 0) return invalid(std::string(spec->name) + ": size is 0");
 
@@ -236,7 +235,7 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
   return plan_kfd(*spec, node, topology, request.start, length, plan);
 }
 
-const char* hint_name(HSA_HMADVISE_HINT hint) {
+const char* hint_name(std::uint32_t hint) {
   const HintSpec* spec = find_hint(hint);
   return spec != nullptr ? spec->name : nullptr;
 }

@@ -55,7 +55,9 @@ struct AdviceRequest {
   std::uint32_t node_id;  // KFD node id or HSA_HMADVISE_NO_NODE
   std::uintptr_t start;
   std::uint64_t size;
-  HSA_HMADVISE_HINT hint;
+  // An HSA_HMADVISE_HINT as the caller passed it, not yet checked: kept as
+  // an integer because a C caller can pass any 32-bit value.
+  std::uint32_t hint;
 };
 
 // Checks the request (hint, pointer, size, alignment, overflow, node) and
@@ -65,7 +67,7 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
                    Backend backend, std::size_t page_size, Plan* plan);
 
 // Names for messages and for gmem-advise.
-const char* hint_name(HSA_HMADVISE_HINT hint);  // nullptr if unknown
+const char* hint_name(std::uint32_t hint);  // nullptr if unknown
 bool hint_from_name(const std::string& name, HSA_HMADVISE_HINT* hint);
 const char* backend_name(Backend backend);
 const char* syscall_behavior_name(int behavior);       // "MADV_PREFETCH"

@@ -14,6 +14,10 @@
 #include "gmem/hsakmt_hmadvise.h"
 #include "test_hooks.h"
 
+extern "C" HSAKMT_STATUS c_caller_advise_with_raw_hint(HSAuint32 node, void* start,
+                                                      HSAuint64 size, uint32_t raw_hint);
+extern "C" const char* c_caller_hint_name(uint32_t raw_hint);
+
 namespace gmem::thunk {
 namespace {
 
@@ -197,6 +201,21 @@ TEST_F(CApiTest, HintNames) {
   EXPECT_STREQ(hsaKmtHMAdviseHintName(HSA_HMADVISE_PREFETCH), "PREFETCH");
   EXPECT_STREQ(hsaKmtHMAdviseHintName(HSA_HMADVISE_UNSET_NO_ACCESS), "UNSET_NO_ACCESS");
   EXPECT_EQ(hsaKmtHMAdviseHintName(static_cast<HSA_HMADVISE_HINT>(0)), nullptr);
+}
+
+TEST_F(CApiTest, AnyThirtyTwoBitHintValueFromCIsRefused) {
+  setenv("GMEM_THUNK_BACKEND", "kfd", 1);
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  for (std::uint32_t raw : {0u, 13u, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu}) {
+    EXPECT_EQ(c_caller_advise_with_raw_hint(1, buffer_, 4096, raw),
+              HSAKMT_STATUS_INVALID_PARAMETER) << raw;
+    EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("unknown hint value " +
+                                                             std::to_string(raw)),
+              std::string::npos) << hsaKmtGmemLastErrorMessage();
+    EXPECT_EQ(c_caller_hint_name(raw), nullptr) << raw;
+  }
+  EXPECT_TRUE(kernel_.set_attr_calls.empty());
+  EXPECT_STREQ(c_caller_hint_name(11), "PIN");
 }
 
 // --- C++ header ---

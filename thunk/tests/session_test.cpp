@@ -294,7 +294,7 @@ TEST_F(SessionTest, BadInputNeverReachesTheKernel) {
         {9, start, kSize, HSA_HMADVISE_PREFETCH},
         {0, start, kSize, HSA_HMADVISE_NO_ACCESS},
         {HSA_HMADVISE_NO_NODE, start, kSize, HSA_HMADVISE_PREFERRED_LOC},
-        {1, start, kSize, static_cast<HSA_HMADVISE_HINT>(42)},
+        {1, start, kSize, 42u},
     };
     for (const AdviceRequest& each : bad) EXPECT_FALSE(session->advise(each).ok());
     EXPECT_EQ(fresh.hmadvise_calls.size(), probe_calls);

@@ -255,11 +255,11 @@ struct BadCase {
 TEST(TranslateBadInput, EachIsRefusedWithItsStatusOnBothBackends) {
   const std::uintptr_t top = std::numeric_limits<std::uintptr_t>::max();
   const BadCase cases[] = {
-      {"hint_zero", {kGpuNode, kStart, kSize, static_cast<HSA_HMADVISE_HINT>(0)},
+      {"hint_zero", {kGpuNode, kStart, kSize, 0u},
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
-      {"hint_past_end", {kGpuNode, kStart, kSize, static_cast<HSA_HMADVISE_HINT>(13)},
+      {"hint_past_end", {kGpuNode, kStart, kSize, 13u},
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
-      {"hint_negative", {kGpuNode, kStart, kSize, static_cast<HSA_HMADVISE_HINT>(0xFFFFFFFFu)},
+      {"hint_negative", {kGpuNode, kStart, kSize, 0xFFFFFFFFu},
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
       {"null_start", {kGpuNode, 0, kSize, HSA_HMADVISE_PREFETCH},
        HSAKMT_STATUS_INVALID_PARAMETER, "NULL"},
@@ -350,7 +350,7 @@ TEST(HintNames, RoundTripInEverySpelling) {
   EXPECT_EQ(all_hints().size(), 12u);
   HSA_HMADVISE_HINT parsed{};
   EXPECT_FALSE(hint_from_name("prefetchx", &parsed));
-  EXPECT_EQ(hint_name(static_cast<HSA_HMADVISE_HINT>(99)), nullptr);
+  EXPECT_EQ(hint_name(99), nullptr);
 }
 
 }  // namespace

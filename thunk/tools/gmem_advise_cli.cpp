@@ -215,10 +215,12 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
 
   // explain
   thunk::AdviceRequest request{};
-  if (!thunk::hint_from_name(hint_text, &request.hint)) {
+  HSA_HMADVISE_HINT hint{};
+  if (!thunk::hint_from_name(hint_text, &hint)) {
     err << "gmem-advise: unknown hint \"" << hint_text << "\"\n";
     return 2;
   }
+  request.hint = hint;
   std::uint64_t number = 0;
   if (node_text == "none") {
     request.node_id = HSA_HMADVISE_NO_NODE;

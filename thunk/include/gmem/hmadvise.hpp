@@ -40,6 +40,9 @@ class hsakmt_category_impl final : public std::error_category {
   std::string message(int status) const override {
     switch (static_cast<HSAKMT_STATUS>(status)) {
       case HSAKMT_STATUS_SUCCESS: return "success";
+      case HSAKMT_STATUS_ERROR: return "error";
+      case HSAKMT_STATUS_UNAVAILABLE: return "temporarily unavailable";
+      case HSAKMT_STATUS_KERNEL_COMMUNICATION_ERROR: return "kernel communication error";
       case HSAKMT_STATUS_INVALID_PARAMETER: return "invalid parameter";
       case HSAKMT_STATUS_INVALID_NODE_UNIT: return "invalid node";
       case HSAKMT_STATUS_NO_MEMORY: return "out of memory";

@@ -18,7 +18,17 @@
 
 #include <stddef.h>
 
+/* libhsakmt's types. Newer ROCm installs them under hsakmt/, Debian's
+ * libhsakmt-dev 5.2.3 directly in the include folder. */
+#if defined(__has_include)
+#if __has_include(<hsakmt/hsakmttypes.h>)
+#include <hsakmt/hsakmttypes.h>
+#else
 #include <hsakmttypes.h>
+#endif
+#else
+#include <hsakmttypes.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,9 +51,10 @@ typedef enum _HSA_HMADVISE_HINT {
 	HSA_HMADVISE_UNSET_READ_MOSTLY = 10,
 	HSA_HMADVISE_PIN = 11,               /* keep resident at NodeId */
 	HSA_HMADVISE_UNPIN = 12,
-	/* Makes the type 32 bits wide and every 32-bit value representable,
-	 * so an out-of-range value from a caller is refused, not undefined. */
-	HSA_HMADVISE_HINT_SIZE = 0xFFFFFFFF,
+	/* Keeps the type 32 bits wide, like libhsakmt's ..._SIZE values.
+	 * The library reads a hint as a plain 32-bit value and refuses
+	 * anything that is not listed above. */
+	HSA_HMADVISE_HINT_SIZE = 0x7FFFFFFF,
 } HSA_HMADVISE_HINT;
 
 /* NodeId meaning "no node": only with HSA_HMADVISE_DONTNEED, where the range

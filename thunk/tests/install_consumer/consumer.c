@@ -1,0 +1,17 @@
+/* Compiles only if the installed C headers are self-contained C. */
+#include <gmem/hmadvise_abi.h>
+#include <gmem/hsakmt_hmadvise.h>
+
+int main(void)
+{
+	HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+
+	if (hsaKmtGmemGetBackend(&backend) != HSAKMT_STATUS_SUCCESS)
+		return 1;
+	/* Not opened: the library must say so, and name the hint. */
+	if (hsaKmtHMAdvise(0, (void *)0x10000, 4096, HSA_HMADVISE_PREFETCH) !=
+	    HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED)
+		return 2;
+	return hsaKmtHMAdviseHintName(HSA_HMADVISE_PIN)[0] == 'P' &&
+			       GMEM_HMADV_PIN == 0x1006 ? 0 : 3;
+}
