@@ -78,7 +78,7 @@ TEST(Rig, KfdDeviceAndCpuTopology) {
 
 TEST(Rig, HugepagesReservedForHmmTests) {
   EXPECT_EQ(ReadFile("/proc/sys/vm/nr_hugepages"), "16\n");
-  EXPECT_NE(ReadFile("/sys/kernel/mm/transparent_hugepage/enabled").find("[always]"),
+  EXPECT_NE(ReadFile("/sys/kernel/mm/transparent_hugepage/enabled").find("[madvise]"),
             std::string::npos);
 }
 
