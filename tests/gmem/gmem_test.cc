@@ -1,0 +1,730 @@
+// GMEM guest tests: the simulated devices of lib/test_gmem.c use plain
+// process memory through GMEM; hmadvise() moves it and changes placement.
+#include <fcntl.h>
+#include <linux/gmem.h>
+#include <linux/test_gmem.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+constexpr long kNrHmadvise = 463;
+constexpr size_t kPage = 4096;
+constexpr size_t kMiB = 1 << 20;
+
+long Hmadvise(int hnid, uintptr_t start, size_t len, int behavior) {
+  long ret = syscall(kNrHmadvise, hnid, start, len, behavior);
+  return ret < 0 ? -errno : ret;
+}
+
+uint64_t Fnv(const void *p, size_t n) {
+  const uint8_t *b = static_cast<const uint8_t *>(p);
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+class Device {
+ public:
+  explicit Device(int index) {
+    std::string path = "/dev/test_gmem" + std::to_string(index);
+    fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  }
+  ~Device() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Device(const Device &) = delete;
+  Device &operator=(const Device &) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  int Attach() { return Ioctl(TGM_IOC_ATTACH, nullptr); }
+  int Detach() { return Ioctl(TGM_IOC_DETACH, nullptr); }
+
+  int Access(unsigned long cmd, const void *addr, size_t len, void *ptr = nullptr,
+             uint64_t value = 0, tgm_access *out = nullptr) {
+    tgm_access acc = {};
+    acc.addr = reinterpret_cast<uintptr_t>(addr);
+    acc.len = len;
+    acc.ptr = reinterpret_cast<uintptr_t>(ptr);
+    acc.value = value;
+    int ret = Ioctl(cmd, &acc);
+    if (out) *out = acc;
+    return ret;
+  }
+  int Read(const void *addr, size_t len, void *dst) { return Access(TGM_IOC_READ, addr, len, dst); }
+  int Write(void *addr, size_t len, const void *src) {
+    return Access(TGM_IOC_WRITE, addr, len, const_cast<void *>(src));
+  }
+  int Fill(void *addr, size_t len, uint8_t v) { return Access(TGM_IOC_FILL, addr, len, nullptr, v); }
+  int Add(void *addr, size_t len, uint32_t v) { return Access(TGM_IOC_ADD, addr, len, nullptr, v); }
+  uint64_t Checksum(const void *addr, size_t len, int *err = nullptr) {
+    tgm_access acc = {};
+    int ret = Access(TGM_IOC_CHECKSUM, addr, len, nullptr, 0, &acc);
+    if (err) *err = ret;
+    return acc.result;
+  }
+  tgm_counters Counters() {
+    tgm_counters c = {};
+    Ioctl(TGM_IOC_COUNTERS, &c);
+    return c;
+  }
+  int SetLimit(uint64_t bytes) { return Ioctl(TGM_IOC_SET_LIMIT, &bytes); }
+  int hnid() { return static_cast<int>(Counters().hnid); }
+
+ private:
+  int Ioctl(unsigned long cmd, void *arg) {
+    return ioctl(fd_, cmd, arg) < 0 ? -errno : 0;
+  }
+  int fd_ = -1;
+};
+
+std::string ReadSysfs(int hnid, const char *file) {
+  std::ifstream in("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/" + file);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+// Anonymous mapping that unmaps itself.
+class Mapping {
+ public:
+  explicit Mapping(size_t len, int prot = PROT_READ | PROT_WRITE, int flags = 0) : len_(len) {
+    void *p = mmap(nullptr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+    p_ = p == MAP_FAILED ? nullptr : static_cast<uint8_t *>(p);
+  }
+  ~Mapping() {
+    if (p_) munmap(p_, len_);
+  }
+  Mapping(const Mapping &) = delete;
+  Mapping &operator=(const Mapping &) = delete;
+  uint8_t *get() const { return p_; }
+  uintptr_t addr() const { return reinterpret_cast<uintptr_t>(p_); }
+  size_t size() const { return len_; }
+  void forget() { p_ = nullptr; }
+
+ private:
+  uint8_t *p_;
+  size_t len_;
+};
+
+void Pattern(uint8_t *p, size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  for (size_t i = 0; i < n; i++) p[i] = static_cast<uint8_t>(rng());
+}
+
+class GmemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 2; i++) {
+      dev_[i] = std::make_unique<Device>(i);
+      ASSERT_TRUE(dev_[i]->ok()) << "open /dev/test_gmem" << i << ": " << strerror(errno);
+      ASSERT_EQ(dev_[i]->Attach(), 0);
+    }
+  }
+  Device &dev(int i = 0) { return *dev_[i]; }
+
+  std::unique_ptr<Device> dev_[2];
+};
+
+TEST_F(GmemTest, NodesInSysfs) {
+  for (int i = 0; i < 2; i++) {
+    tgm_counters c = dev(i).Counters();
+    EXPECT_GE(c.hnid, 1);
+    EXPECT_EQ(ReadSysfs(static_cast<int>(c.hnid), "name"), "test_gmem" + std::to_string(i));
+    EXPECT_EQ(std::stoull(ReadSysfs(static_cast<int>(c.hnid), "total")), c.total);
+    EXPECT_GE(c.total, 2 * kMiB);
+  }
+  EXPECT_EQ(dev(1).hnid(), dev(0).hnid() + 1);
+}
+
+TEST_F(GmemTest, AttachTwiceIsEexist) {
+  EXPECT_EQ(dev().Attach(), -EEXIST);
+}
+
+TEST_F(GmemTest, MallocCoherentBothWays) {
+  const size_t n = 4 * kMiB;
+  uint8_t *buf = static_cast<uint8_t *>(malloc(n));
+  ASSERT_NE(buf, nullptr);
+  Pattern(buf, n, 1);
+  tgm_counters before = dev().Counters();
+  // Device sees CPU writes.
+  EXPECT_EQ(dev().Checksum(buf, n), Fnv(buf, n));
+  tgm_counters after = dev().Counters();
+  EXPECT_GT(after.migrated_to, before.migrated_to);
+  EXPECT_GT(after.mapped_device, 0u);
+  std::vector<uint8_t> copy(n);
+  ASSERT_EQ(dev().Read(buf, n, copy.data()), 0);
+  EXPECT_EQ(memcmp(copy.data(), buf, n), 0);  // CPU touch migrates back
+  // CPU sees device writes.
+  std::vector<uint8_t> src(n);
+  Pattern(src.data(), n, 2);
+  ASSERT_EQ(dev().Write(buf, n, src.data()), 0);
+  EXPECT_EQ(memcmp(buf, src.data(), n), 0);
+  // Unaligned sub-range writes are byte exact.
+  ASSERT_EQ(dev().Fill(buf + 4093, 7, 0xab), 0);
+  for (size_t i = 4090; i < 4103; i++)
+    EXPECT_EQ(buf[i], (i >= 4093 && i < 4100) ? 0xab : src[i]) << i;
+  free(buf);
+}
+
+TEST_F(GmemTest, MmapAndStackMemory) {
+  Mapping m(1 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x5a), 0);
+  for (size_t i = 0; i < m.size(); i += 511) ASSERT_EQ(m.get()[i], 0x5a);
+
+  alignas(64) uint32_t stack[2048];
+  for (uint32_t i = 0; i < 2048; i++) stack[i] = i;
+  ASSERT_EQ(dev().Add(stack, sizeof(stack), 3), 0);
+  for (uint32_t i = 0; i < 2048; i++) ASSERT_EQ(stack[i], i + 3);
+}
+
+TEST_F(GmemTest, UntouchedMemoryReadsZero) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  std::vector<uint8_t> zero(m.size(), 0);
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(zero.data(), zero.size()));
+  EXPECT_EQ(memcmp(m.get(), zero.data(), m.size()), 0);
+}
+
+TEST_F(GmemTest, PrefetchToDeviceAndBack) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 3);
+  uint64_t sum = Fnv(m.get(), m.size());
+  tgm_counters c0 = dev().Counters();
+  ASSERT_EQ(Hmadvise(dev().hnid(), m.addr(), m.size(), HMADV_PREFETCH), 0);
+  tgm_counters c1 = dev().Counters();
+  EXPECT_EQ(c1.migrated_to - c0.migrated_to, m.size() / kPage);
+  EXPECT_EQ(c1.resident - c0.resident, m.size());
+  // Already there: the device maps without migrating.
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), sum);
+  tgm_counters c2 = dev().Counters();
+  EXPECT_EQ(c2.migrated_to, c1.migrated_to);
+  // Back to host node 0.
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_PREFETCH), 0);
+  tgm_counters c3 = dev().Counters();
+  EXPECT_EQ(c3.migrated_from - c2.migrated_from, m.size() / kPage);
+  EXPECT_EQ(c3.resident, c0.resident);
+  EXPECT_EQ(Fnv(m.get(), m.size()), sum);
+}
+
+TEST_F(GmemTest, PrefetchMovesBetweenDevices) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 4);
+  uint64_t sum = Fnv(m.get(), m.size());
+  ASSERT_EQ(Hmadvise(dev(0).hnid(), m.addr(), m.size(), HMADV_PREFETCH), 0);
+  uint64_t r1 = dev(1).Counters().resident;
+  ASSERT_EQ(Hmadvise(dev(1).hnid(), m.addr(), m.size(), HMADV_PREFETCH), 0);
+  EXPECT_EQ(dev(1).Counters().resident - r1, m.size());
+  EXPECT_EQ(dev(1).Checksum(m.get(), m.size()), sum);
+  EXPECT_EQ(Fnv(m.get(), m.size()), sum);
+}
+
+TEST_F(GmemTest, DontneedDeviceKeepsData) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 5);
+  uint64_t sum = Fnv(m.get(), m.size());
+  uint64_t r0 = dev().Counters().resident;
+  ASSERT_EQ(dev().Checksum(m.get(), m.size()), sum);
+  EXPECT_EQ(dev().Counters().resident - r0, m.size());
+  ASSERT_EQ(Hmadvise(dev().hnid(), m.addr(), m.size(), HMADV_DONTNEED), 0);
+  tgm_counters c = dev().Counters();
+  EXPECT_EQ(c.resident, r0);
+  EXPECT_EQ(c.mapped_device, 0u);
+  EXPECT_EQ(Fnv(m.get(), m.size()), sum);
+}
+
+TEST_F(GmemTest, DontneedNoNodeDiscards) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 0x77, m.size());
+  uint64_t r0 = dev().Counters().resident;
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x66), 0);
+  ASSERT_EQ(Hmadvise(HMADV_NODE_NONE, m.addr(), m.size(), HMADV_DONTNEED), 0);
+  EXPECT_EQ(dev().Counters().resident, r0);
+  for (size_t i = 0; i < m.size(); i += 4096) ASSERT_EQ(m.get()[i], 0);
+  std::vector<uint8_t> zero(m.size(), 0);
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(zero.data(), zero.size()));
+}
+
+TEST_F(GmemTest, AccessedByMapsInPlace) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 6);
+  ASSERT_EQ(Hmadvise(dev().hnid(), m.addr(), m.size(), HMADV_ACCESSED_BY), 0);
+  tgm_counters c0 = dev().Counters();
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(m.get(), m.size()));
+  tgm_counters c1 = dev().Counters();
+  EXPECT_EQ(c1.migrated_to, c0.migrated_to);
+  EXPECT_GT(c1.remote_mapped, c0.remote_mapped);
+  EXPECT_GT(c1.mapped_host, 0u);
+  // Device writes land in host memory directly.
+  ASSERT_EQ(dev().Fill(m.get(), kPage, 0x42), 0);
+  EXPECT_EQ(m.get()[0], 0x42);
+  EXPECT_EQ(dev().Counters().migrated_to, c0.migrated_to);
+  // The other device still migrates.
+  EXPECT_EQ(dev(1).Checksum(m.get(), m.size()), Fnv(m.get(), m.size()));
+  EXPECT_GT(dev(1).Counters().migrated_to, 0u);
+  ASSERT_EQ(Hmadvise(dev().hnid(), m.addr(), m.size(), HMADV_UNSET_ACCESSED_BY), 0);
+}
+
+TEST_F(GmemTest, PreferredLocation) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 1, m.size());
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_PREFERRED_LOC), 0);
+  uint64_t to = dev().Counters().migrated_to;
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 2), 0);
+  EXPECT_EQ(dev().Counters().migrated_to, to);
+  EXPECT_EQ(m.get()[12345], 2);
+  // Preferred on device 1: device 0 maps in place, device 1 migrates.
+  ASSERT_EQ(Hmadvise(dev(1).hnid(), m.addr(), m.size(), HMADV_PREFERRED_LOC), 0);
+  uint64_t to1 = dev(1).Counters().migrated_to;
+  EXPECT_EQ(dev(1).Checksum(m.get(), m.size()), Fnv(m.get(), m.size()));
+  EXPECT_EQ(dev(1).Counters().migrated_to - to1, m.size() / kPage);
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_UNSET_PREFERRED_LOC), 0);
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_PREFETCH), 0);
+  to = dev().Counters().migrated_to;
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(m.get(), m.size()));
+  EXPECT_EQ(dev().Counters().migrated_to - to, m.size() / kPage);
+}
+
+TEST_F(GmemTest, ReadMostlyAndPin) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 3, m.size());
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_READ_MOSTLY), 0);
+  uint64_t to = dev().Counters().migrated_to;
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(m.get(), m.size()));
+  EXPECT_EQ(dev().Counters().migrated_to, to);  // reads map in place
+  ASSERT_EQ(dev().Fill(m.get(), kPage, 4), 0);    // a write migrates
+  EXPECT_GT(dev().Counters().migrated_to, to);
+  EXPECT_EQ(m.get()[0], 4);
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_UNSET_READ_MOSTLY), 0);
+
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_PIN), 0);
+  to = dev(1).Counters().migrated_to;
+  ASSERT_EQ(dev(1).Fill(m.get(), m.size(), 5), 0);
+  EXPECT_EQ(dev(1).Counters().migrated_to, to);
+  EXPECT_EQ(m.get()[m.size() - 1], 5);
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_UNPIN), 0);
+  ASSERT_EQ(dev(1).Fill(m.get(), m.size(), 6), 0);
+  EXPECT_GT(dev(1).Counters().migrated_to, to);
+}
+
+TEST_F(GmemTest, NoAccessIsEperm) {
+  Mapping m(1 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 1, m.size());
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 9), 0);
+  ASSERT_EQ(Hmadvise(dev().hnid(), m.addr(), m.size(), HMADV_NO_ACCESS), 0);
+  EXPECT_EQ(dev().Counters().mapped_device, 0u);
+  int err = 0;
+  dev().Checksum(m.get(), m.size(), &err);
+  EXPECT_EQ(err, -EPERM);
+  EXPECT_EQ(dev(1).Fill(m.get(), kPage, 8), 0);  // only device 0 is excluded
+  ASSERT_EQ(Hmadvise(dev().hnid(), m.addr(), m.size(), HMADV_UNSET_NO_ACCESS), 0);
+  dev().Checksum(m.get(), m.size(), &err);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(m.get()[0], 8);
+  EXPECT_EQ(m.get()[kPage], 9);
+}
+
+TEST_F(GmemTest, ReadOnlyAndProtNone) {
+  Mapping ro(1 * kMiB, PROT_READ);
+  ASSERT_NE(ro.get(), nullptr);
+  uint64_t to = dev().Counters().migrated_to;
+  EXPECT_EQ(dev().Fill(ro.get(), ro.size(), 1), -EACCES);
+  EXPECT_EQ(dev().Counters().migrated_to, to);
+  std::vector<uint8_t> zero(ro.size(), 0);
+  int err = 0;
+  EXPECT_EQ(dev().Checksum(ro.get(), ro.size(), &err), Fnv(zero.data(), zero.size()));
+  EXPECT_EQ(err, 0);
+
+  Mapping none(1 * kMiB, PROT_NONE);
+  ASSERT_NE(none.get(), nullptr);
+  to = dev().Counters().migrated_to;
+  dev().Checksum(none.get(), none.size(), &err);
+  EXPECT_EQ(err, -EACCES);
+  EXPECT_EQ(dev().Fill(none.get(), none.size(), 1), -EACCES);
+  EXPECT_EQ(dev().Counters().migrated_to, to);
+}
+
+TEST_F(GmemTest, UnmappedIsEfault) {
+  Mapping m(1 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *p = m.get();
+  munmap(p, m.size());
+  m.forget();
+  int err = 0;
+  dev().Checksum(p, kPage, &err);
+  EXPECT_EQ(err, -EFAULT);
+}
+
+TEST_F(GmemTest, MunmapWhileResident) {
+  uint64_t r0 = dev().Counters().resident;
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 7), 0);
+  EXPECT_EQ(dev().Counters().resident - r0, m.size());
+  uint64_t rel = dev().Counters().pmap_release;
+  uint8_t *p = m.get();
+  munmap(p + kMiB, kMiB);
+  EXPECT_GT(dev().Counters().pmap_release, rel);
+  EXPECT_EQ(dev().Counters().resident - r0, m.size() - kMiB);
+  int err = 0;
+  dev().Checksum(p + kMiB, kPage, &err);
+  EXPECT_EQ(err, -EFAULT);
+  EXPECT_EQ(p[0], 7);
+  EXPECT_EQ(p[3 * kMiB], 7);
+  munmap(p, m.size());
+  m.forget();
+  EXPECT_EQ(dev().Counters().resident, r0);
+}
+
+TEST_F(GmemTest, MprotectWhileResident) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x11), 0);
+  EXPECT_GT(dev().Counters().mapped_write, 0u);
+  ASSERT_EQ(mprotect(m.get(), m.size(), PROT_READ), 0);
+  EXPECT_EQ(dev().Counters().mapped_write, 0u);
+  EXPECT_EQ(dev().Fill(m.get(), m.size(), 0x22), -EACCES);
+  int err = 0;
+  std::vector<uint8_t> ref(m.size(), 0x11);
+  EXPECT_EQ(dev().Checksum(m.get(), m.size(), &err), Fnv(ref.data(), ref.size()));
+  EXPECT_EQ(err, 0);
+  ASSERT_EQ(mprotect(m.get(), m.size(), PROT_NONE), 0);
+  dev().Checksum(m.get(), m.size(), &err);
+  EXPECT_EQ(err, -EACCES);
+  ASSERT_EQ(mprotect(m.get(), m.size(), PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(memcmp(m.get(), ref.data(), m.size()), 0);
+}
+
+TEST_F(GmemTest, ForkSharesThenCopies) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x31), 0);  // device resident
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    char go;
+    if (read(pipefd[0], &go, 1) != 1) _exit(2);
+    for (size_t i = 0; i < m.size(); i++)
+      if (m.get()[i] != 0x31) _exit(1);
+    m.get()[0] = 0x99;
+    _exit(0);
+  }
+  // Parent writes through the device after fork: COW must keep the child's copy.
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x32), 0);
+  ASSERT_EQ(write(pipefd[1], "g", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  close(pipefd[0]);
+  close(pipefd[1]);
+  std::vector<uint8_t> ref(m.size(), 0x32);
+  EXPECT_EQ(memcmp(m.get(), ref.data(), m.size()), 0);
+}
+
+TEST_F(GmemTest, TwoDevicesSameBuffer) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev(0).Fill(m.get(), m.size(), 0), 0);
+  for (int round = 0; round < 4; round++) {
+    ASSERT_EQ(dev(round & 1).Add(m.get(), m.size(), 1), 0);
+  }
+  uint32_t *w = reinterpret_cast<uint32_t *>(m.get());
+  for (size_t i = 0; i < m.size() / 4; i += 97) ASSERT_EQ(w[i], 4u) << i;
+  EXPECT_GT(dev(0).Counters().migrated_from, 0u);
+  EXPECT_GT(dev(1).Counters().migrated_from, 0u);
+}
+
+TEST_F(GmemTest, OversubscribedStreamIsByteExact) {
+  tgm_counters c0 = dev().Counters();
+  ASSERT_EQ(dev().SetLimit(4 * kMiB), 0);
+  Mapping m(16 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 7);
+  std::vector<uint8_t> ref(m.get(), m.get() + m.size());
+  for (int pass = 0; pass < 3; pass++) {
+    for (size_t off = 0; off < m.size(); off += 2 * kMiB)
+      ASSERT_EQ(dev().Add(m.get() + off, 2 * kMiB, 1), 0);
+    uint32_t *r = reinterpret_cast<uint32_t *>(ref.data());
+    for (size_t i = 0; i < ref.size() / 4; i++) r[i] += 1;
+  }
+  tgm_counters c1 = dev().Counters();
+  EXPECT_LE(c1.resident, 4 * kMiB);
+  EXPECT_GT(c1.evicted, c0.evicted);
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(ref.data(), ref.size()));
+  EXPECT_EQ(memcmp(m.get(), ref.data(), m.size()), 0);
+  ASSERT_EQ(dev().SetLimit(c0.total), 0);
+}
+
+TEST_F(GmemTest, LimitBelowResidentEvicts) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x3c), 0);
+  uint64_t total = dev().Counters().total;
+  ASSERT_EQ(dev().SetLimit(0), 0);
+  EXPECT_EQ(dev().Counters().resident, 0u);
+  for (size_t i = 0; i < m.size(); i += 1000) ASSERT_EQ(m.get()[i], 0x3c);
+  ASSERT_EQ(dev().SetLimit(total), 0);
+}
+
+TEST_F(GmemTest, ExitMidMigrationFreesDeviceMemory) {
+  int hnid = dev().hnid();
+  for (int iter = 0; iter < 3; iter++) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      Device d(0);
+      if (!d.ok() || d.Attach()) _exit(2);
+      size_t n = 32 * kMiB;
+      void *p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) _exit(3);
+      std::thread t([&] { d.Fill(p, n, 1); });
+      t.detach();
+      usleep(2000 * (iter + 1));
+      _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  // This process holds device memory of its own: close it first.
+  dev_[0].reset();
+  dev_[1].reset();
+  uint64_t resident = 1;
+  for (int i = 0; i < 200 && resident; i++) {
+    resident = std::stoull(ReadSysfs(hnid, "resident"));
+    if (resident) usleep(10000);
+  }
+  EXPECT_EQ(resident, 0u) << "device memory left after the processes exited";
+}
+
+TEST(GmemSyscall, ProbeAndBadBehavior) {
+  EXPECT_EQ(Hmadvise(0, 0, 0, 0), -EINVAL);
+  EXPECT_EQ(Hmadvise(0, 0, 0, 0x100a), -EINVAL);
+  EXPECT_EQ(Hmadvise(0, 0, 0, HMADV_PREFETCH), 0);
+  EXPECT_EQ(Hmadvise(0, 1, kPage, HMADV_PREFETCH), -EINVAL);
+  EXPECT_EQ(Hmadvise(0, ~0UL & ~(kPage - 1), 2 * kPage, HMADV_PREFETCH), -EINVAL);
+  EXPECT_EQ(Hmadvise(-2, kPage, kPage, HMADV_PREFETCH), -EINVAL);
+  EXPECT_EQ(Hmadvise(-1, kPage, kPage, HMADV_PREFETCH), -EINVAL);
+  EXPECT_EQ(Hmadvise(1000, kPage, kPage, HMADV_PREFETCH), -ENODEV);
+  EXPECT_EQ(Hmadvise(0, kPage, kPage, HMADV_PREFETCH), -ENOMEM);
+}
+
+TEST(GmemSyscall, MapPeerSharedAccepted) {
+  void *p = mmap(nullptr, kMiB, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_PEER_SHARED, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  Device d(0);
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(d.Attach(), 0);
+  EXPECT_EQ(d.Fill(p, kMiB, 0x12), 0);
+  EXPECT_EQ(static_cast<uint8_t *>(p)[kMiB - 1], 0x12);
+  munmap(p, kMiB);
+}
+
+// The reference model of hmadvise()'s argument checks.
+struct Model {
+  int nr_host_nodes;
+  int dev_hnids[2];
+  uintptr_t mapped_lo, mapped_hi, hole_lo, hole_hi;
+
+  static bool Valid(int b) {
+    return b == HMADV_DONTNEED || b == HMADV_PREFETCH ||
+           (b >= HMADV_PREFERRED_LOC && b <= HMADV_UNSET_NO_ACCESS);
+  }
+  static bool NeedsDevice(int b) {
+    return b == HMADV_DONTNEED || b == HMADV_ACCESSED_BY || b == HMADV_UNSET_ACCESSED_BY ||
+           b == HMADV_NO_ACCESS || b == HMADV_UNSET_NO_ACCESS;
+  }
+  long Expect(int hnid, uintptr_t start, size_t len_in, int b) const {
+    if (!Valid(b)) return -EINVAL;
+    if (start & (kPage - 1)) return -EINVAL;
+    size_t len = (len_in + kPage - 1) & ~(kPage - 1);
+    if (len_in && !len) return -EINVAL;
+    uintptr_t end = start + len;
+    if (end < start) return -EINVAL;
+    if (end == start) return 0;
+    if (hnid < -1) return -EINVAL;
+    if (hnid == -1) {
+      if (b != HMADV_DONTNEED) return -EINVAL;
+    } else if (hnid < nr_host_nodes) {
+      if (NeedsDevice(b)) return -EINVAL;
+    } else if (hnid != dev_hnids[0] && hnid != dev_hnids[1]) {
+      return -ENODEV;
+    }
+    // Holes: everything outside [mapped_lo, mapped_hi) and inside the hole.
+    if (start < mapped_lo || end > mapped_hi) return -ENOMEM;
+    if (start < hole_hi && end > hole_lo) return -ENOMEM;
+    return 0;
+  }
+};
+
+int CountHostNodes() {
+  int n = 0;
+  while (access(("/sys/devices/system/node/node" + std::to_string(n)).c_str(), F_OK) == 0) n++;
+  return n ? n : 1;
+}
+
+TEST(GmemSyscall, RandomizedArguments) {
+  Device d0(0), d1(1);
+  ASSERT_TRUE(d0.ok() && d1.ok());
+  ASSERT_EQ(d0.Attach(), 0);
+  const size_t pages = 32;
+  // Reserve a region with 16 unmapped guard pages on each side, more than
+  // any call below reaches past it, and a hole inside.
+  const size_t guard = 16;
+  Mapping m((pages + 2 * guard) * kPage, PROT_NONE);
+  ASSERT_NE(m.get(), nullptr);
+  uintptr_t lo = m.addr() + guard * kPage, hi = lo + pages * kPage;
+  ASSERT_EQ(mprotect(reinterpret_cast<void *>(lo), pages * kPage, PROT_READ | PROT_WRITE), 0);
+  munmap(m.get(), guard * kPage);
+  munmap(reinterpret_cast<void *>(hi), guard * kPage);
+  uintptr_t hole = lo + 20 * kPage;
+  munmap(reinterpret_cast<void *>(hole), 2 * kPage);
+
+  Model model{CountHostNodes(), {d0.hnid(), d1.hnid()}, lo, hi, hole, hole + 2 * kPage};
+  std::mt19937_64 rng(0x6d656d67);
+  const int behaviors[] = {0, -1, 1, 3, HMADV_DONTNEED, 5, 25, HMADV_PREFETCH, 27, 0xfff,
+                           HMADV_PREFERRED_LOC, HMADV_UNSET_PREFERRED_LOC, HMADV_ACCESSED_BY,
+                           HMADV_UNSET_ACCESSED_BY, HMADV_READ_MOSTLY, HMADV_UNSET_READ_MOSTLY,
+                           HMADV_PIN, HMADV_UNPIN, HMADV_NO_ACCESS, HMADV_UNSET_NO_ACCESS, 0x100a,
+                           0x7fffffff};
+  const int hnids[] = {-1000, -2, -1, 0, 1, model.dev_hnids[0], model.dev_hnids[1],
+                       model.dev_hnids[1] + 1, 64, 1 << 20};
+  long calls = 0, ok = 0;
+  for (; calls < 100000; calls++) {
+    int b = behaviors[rng() % (sizeof(behaviors) / sizeof(behaviors[0]))];
+    int hnid = hnids[rng() % (sizeof(hnids) / sizeof(hnids[0]))];
+    uintptr_t start;
+    switch (rng() % 6) {
+      case 0: start = lo + (rng() % pages) * kPage; break;
+      case 1: start = lo + rng() % (pages * kPage); break;
+      case 2: start = ~0UL & ~(kPage - 1); break;
+      case 3: start = 0; break;
+      case 4: start = lo - kPage; break;
+      default: start = lo + (rng() % 4) * kPage; break;
+    }
+    size_t len;
+    switch (rng() % 6) {
+      case 0: len = 0; break;
+      case 1: len = 1 + rng() % kPage; break;
+      case 2: len = (1 + rng() % 8) * kPage; break;
+      case 3: len = ~0UL - rng() % 3; break;
+      case 4: len = hi - start; break;
+      default: len = rng() % (4 * kPage); break;
+    }
+    // Never let a call reach the test's own mappings outside the region.
+    if (start == 0 && len > 4 * kPage && len < (1UL << 63)) len = 4 * kPage;
+    long want = model.Expect(hnid, start, len, b);
+    long got = Hmadvise(hnid, start, len, b);
+    ASSERT_EQ(got, want) << "hmadvise(" << hnid << ", 0x" << std::hex << start << ", 0x" << len
+                         << ", 0x" << b << ") call " << std::dec << calls;
+    ok += got == 0;
+  }
+  EXPECT_GT(ok, 1000);
+  // The device still works on the advised memory.
+  EXPECT_EQ(Hmadvise(d0.hnid(), lo, 4 * kPage, HMADV_UNSET_NO_ACCESS), 0);
+  EXPECT_EQ(d0.Fill(reinterpret_cast<void *>(lo), 4 * kPage, 1), 0);
+}
+
+TEST_F(GmemTest, MultiThreadedStressMatchesModel) {
+  const int threads = 4;
+  const size_t slice = 256 * 1024;
+  Mapping m(threads * slice);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 0, m.size());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; t++) {
+    workers.emplace_back([&, t] {
+      uint8_t *base = m.get() + t * slice;
+      std::vector<uint8_t> model(slice, 0);
+      std::mt19937 rng(1234 + t);
+      for (int it = 0; it < 600 && !failures; it++) {
+        size_t off = (rng() % (slice / 4)) * 4;
+        size_t len = std::min<size_t>(slice - off, 4 * (1 + rng() % 4096));
+        Device &d = *dev_[rng() % 2];
+        switch (rng() % 7) {
+          case 0: {
+            uint8_t v = rng();
+            memset(base + off, v, len);
+            memset(model.data() + off, v, len);
+            break;
+          }
+          case 1: {
+            uint8_t v = rng();
+            if (d.Fill(base + off, len, v)) failures++;
+            memset(model.data() + off, v, len);
+            break;
+          }
+          case 2: {
+            uint32_t v = rng();
+            if (d.Add(base + off, len, v)) failures++;
+            for (size_t i = off; i < off + len; i += 4) {
+              uint32_t w;
+              memcpy(&w, model.data() + i, 4);
+              w += v;
+              memcpy(model.data() + i, &w, 4);
+            }
+            break;
+          }
+          case 3: {
+            int err = 0;
+            if (d.Checksum(base + off, len, &err) != Fnv(model.data() + off, len) || err)
+              failures++;
+            break;
+          }
+          case 4:
+            if (memcmp(base + off, model.data() + off, len)) failures++;
+            break;
+          case 5: {
+            int hnid = rng() % 3 == 0 ? 0 : d.hnid();
+            uintptr_t s = reinterpret_cast<uintptr_t>(base) + (off & ~(kPage - 1));
+            if (Hmadvise(hnid, s, kPage, HMADV_PREFETCH)) failures++;
+            break;
+          }
+          default: {
+            std::vector<uint8_t> out(len);
+            if (d.Read(base + off, len, out.data()) ||
+                memcmp(out.data(), model.data() + off, len))
+              failures++;
+            break;
+          }
+        }
+      }
+      if (memcmp(base, model.data(), slice)) failures++;
+    });
+  }
+  for (auto &w : workers) w.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+}  // namespace
