@@ -1,0 +1,115 @@
+// Small user-space view of the simulated GMEM device (/dev/test_gmemN,
+// lib/test_gmem.c) and of hmadvise(), shared by the guest demo and the
+// guest benchmark. Errors are returned as -errno so callers can print them.
+#ifndef GMEM_TESTS_DEMO_GMEM_DEVICE_H
+#define GMEM_TESTS_DEMO_GMEM_DEVICE_H
+
+#include <fcntl.h>
+#include <linux/gmem.h>
+#include <linux/test_gmem.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+namespace gmem {
+
+// PROVISIONAL in linux/gmem.h: the number the series gives hmadvise().
+constexpr long kHmadviseSyscall = 463;
+constexpr size_t kPageSize = 4096;
+constexpr size_t kMiB = size_t{1} << 20;
+
+inline long Hmadvise(int hnid, uintptr_t start, size_t len, int behavior) {
+  long ret = syscall(kHmadviseSyscall, hnid, start, len, behavior);
+  return ret < 0 ? -errno : ret;
+}
+
+// hmadvise() wants page-aligned starts, malloc() gives 16-byte alignment:
+// advise the whole pages the buffer lies in (they belong to the same
+// mapping, so this never reaches outside the allocation's VMA).
+inline long HmadviseBuffer(int hnid, const void *buf, size_t len, int behavior) {
+  uintptr_t start = reinterpret_cast<uintptr_t>(buf) & ~(kPageSize - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(buf) + len + kPageSize - 1) & ~(kPageSize - 1);
+  return Hmadvise(hnid, start, end - start, behavior);
+}
+
+// 64-bit FNV-1a, the hash TGM_IOC_CHECKSUM computes on the device.
+inline uint64_t Fnv1a(const void *data, size_t len) {
+  const uint8_t *bytes = static_cast<const uint8_t *>(data);
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < len; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
+  return hash;
+}
+
+// One open /dev/test_gmemN; the process attaches itself with Attach().
+class Device {
+ public:
+  explicit Device(int index) : path_("/dev/test_gmem" + std::to_string(index)) {
+    fd_ = open(path_.c_str(), O_RDWR | O_CLOEXEC);
+    open_errno_ = fd_ < 0 ? errno : 0;
+  }
+  ~Device() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Device(const Device &) = delete;
+  Device &operator=(const Device &) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  int open_errno() const { return open_errno_; }
+  const std::string &path() const { return path_; }
+
+  int Attach() { return Ioctl(TGM_IOC_ATTACH, nullptr); }
+  int Detach() { return Ioctl(TGM_IOC_DETACH, nullptr); }
+
+  // One device access; `faults` (if given) receives the device faults the
+  // access took, `result` the checksum.
+  int Access(unsigned long cmd, const void *addr, size_t len, void *ptr, uint64_t value,
+             uint64_t *result = nullptr, uint64_t *faults = nullptr) {
+    tgm_access acc = {};
+    acc.addr = reinterpret_cast<uintptr_t>(addr);
+    acc.len = len;
+    acc.ptr = reinterpret_cast<uintptr_t>(ptr);
+    acc.value = value;
+    int ret = Ioctl(cmd, &acc);
+    if (result) *result = acc.result;
+    if (faults) *faults = acc.faults;
+    return ret;
+  }
+  int Fill(void *addr, size_t len, uint8_t byte, uint64_t *faults = nullptr) {
+    return Access(TGM_IOC_FILL, addr, len, nullptr, byte, nullptr, faults);
+  }
+  int Add(void *addr, size_t len, uint32_t addend, uint64_t *faults = nullptr) {
+    return Access(TGM_IOC_ADD, addr, len, nullptr, addend, nullptr, faults);
+  }
+  int Checksum(const void *addr, size_t len, uint64_t *hash, uint64_t *faults = nullptr) {
+    return Access(TGM_IOC_CHECKSUM, addr, len, nullptr, 0, hash, faults);
+  }
+  int Read(const void *addr, size_t len, void *dst, uint64_t *faults = nullptr) {
+    return Access(TGM_IOC_READ, addr, len, dst, 0, nullptr, faults);
+  }
+  int Counters(tgm_counters *out) { return Ioctl(TGM_IOC_COUNTERS, out); }
+  int SetLimit(uint64_t bytes) { return Ioctl(TGM_IOC_SET_LIMIT, &bytes); }
+
+ private:
+  int Ioctl(unsigned long cmd, void *arg) { return ioctl(fd_, cmd, arg) < 0 ? -errno : 0; }
+
+  std::string path_;
+  int fd_ = -1;
+  int open_errno_ = 0;
+};
+
+// One value of /sys/kernel/mm/gmem/nodes/node<hnid>/<file>; empty if absent.
+inline std::string ReadNodeFile(int hnid, const std::string &file) {
+  std::ifstream in("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/" + file);
+  std::string value;
+  std::getline(in, value);
+  return value;
+}
+
+}  // namespace gmem
+
+#endif  // GMEM_TESTS_DEMO_GMEM_DEVICE_H
