@@ -13,6 +13,8 @@ KERNEL_SRC=$KERNEL_DIR/src          # git work tree: base tag + our series
 KERNEL_OUT=$KERNEL_DIR/out          # O= build directory of the patched tree
 KERNEL_BASE_SRC=$GMEM_BUILD/linux-base/src  # worktree at the base tag
 KERNEL_BASE_OUT=$GMEM_BUILD/linux-base/out
+KERNEL_EACH_SRC=$GMEM_BUILD/linux-each/src  # worktree for patch-by-patch builds
+KERNEL_EACH_OUT=$GMEM_BUILD/linux-each/out
 KERNEL_PRISTINE=$GMEM_BUILD/linux-pristine  # the tarball as a git repo
 KERNEL_TARBALL=${GMEM_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 PATCH_DIR=${GMEM_PATCH_DIR:-$GMEM_ROOT/kernel-patches}
