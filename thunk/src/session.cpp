@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include <sys/mman.h>
@@ -32,9 +33,19 @@ void note(SelectionReport* report, std::string line) {
   if (report != nullptr) report->steps.push_back(std::move(line));
 }
 
-// The probe the kernel contract defines: behavior 0 and length 0 do nothing
-// on a kernel that has hmadvise, and ENOSYS means the call is not there.
-bool probe_hmadvise(KernelInterface& kernel, SelectionReport* report) {
+// The kernel has hmadvise when GMEM's sysfs directory exists and the probe
+// call (behavior 0, length 0: does nothing on a GMEM kernel) is not ENOSYS.
+// The directory is what tells GMEM apart: the provisional syscall number is
+// another call's on newer kernels (setxattrat from 6.13 on), which answers
+// the probe with some other errno.
+bool probe_hmadvise(KernelInterface& kernel, const std::string& sysfs_root,
+                    SelectionReport* report) {
+  const std::string gmem_dir = sysfs_root + "/kernel/mm/gmem";
+  std::error_code ignored;
+  if (!std::filesystem::is_directory(gmem_dir, ignored)) {
+    note(report, "hmadvise probe: no " + gmem_dir + ": not a GMEM kernel");
+    return false;
+  }
   int error = kernel.hmadvise(GMEM_HMADV_NO_NODE, 0, 0,
                               GMEM_HMADV_PROBE_BEHAVIOR);
   bool present = error != ENOSYS;
@@ -160,7 +171,7 @@ Status Session::open(KernelInterface& kernel, const SessionOptions& options,
 
   std::string syscall_outcome;
   if (options.request != BackendRequest::kfd_svm) {
-    if (probe_hmadvise(kernel, report)) {
+    if (probe_hmadvise(kernel, options.sysfs_root, report)) {
       note(report, "backend: syscall");
       session->reset(new Session(kernel, std::move(topology), Backend::syscall,
                                  false, options.page_size));
@@ -171,8 +182,8 @@ Status Session::open(KernelInterface& kernel, const SessionOptions& options,
           HSAKMT_STATUS_NOT_SUPPORTED,
           std::string(kBackendEnvironmentVariable) +
               "=syscall, but this kernel has no hmadvise system call "
-              "(probe returned ENOSYS)");
-    syscall_outcome = "no hmadvise system call (ENOSYS), and ";
+              "(no GMEM sysfs directory, or the probe returned ENOSYS)");
+    syscall_outcome = "no hmadvise system call, and ";
   }
 
   status = open_kfd_svm(kernel, topology, options.page_size, report);

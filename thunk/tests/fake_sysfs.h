@@ -54,8 +54,10 @@ class FakeSysfs {
     write(folder / "name", name);
   }
 
-  // The standard machine of the tests: CPU node 0 and two GPUs.
+  // The standard machine of the tests: CPU node 0 and two GPUs, on a GMEM
+  // kernel (which has /sys/kernel/mm/gmem).
   void add_gmem_machine() {
+    std::filesystem::create_directories(std::filesystem::path(root_) / "kernel/mm/gmem/nodes");
     add_node(0, 0, 0);
     add_node(1, 0xAAAA, 2, "gfx90a");
     add_node(2, 0xBBBB, 3, "gfx1030");

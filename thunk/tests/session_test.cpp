@@ -61,6 +61,21 @@ TEST_F(SessionTest, AutoTreatsProbeSuccessAsPresent) {
   EXPECT_EQ(session_->backend(), Backend::syscall);
 }
 
+TEST_F(SessionTest, AutoIgnoresTheSyscallNumberWithoutGmemSysfs) {
+  // Kernels from 6.13 on have setxattrat at the provisional number: it
+  // answers the probe with EINVAL, but there is no GMEM sysfs directory.
+  FakeSysfs stock;
+  stock.add_stock_machine();
+  kernel_.hmadvise_results = {EINVAL};
+  SessionOptions options;
+  options.sysfs_root = stock.root();
+  options.page_size = kPage;
+  Status status = Session::open(kernel_, options, &session_, &report_);
+  ASSERT_TRUE(status.ok()) << status.message;
+  EXPECT_EQ(session_->backend(), Backend::kfd_svm);
+  EXPECT_TRUE(kernel_.hmadvise_calls.empty());  // not even probed
+}
+
 TEST_F(SessionTest, AutoFallsBackToKfdOnEnosys) {
   kernel_.hmadvise_results = {ENOSYS};
   Status status = open(BackendRequest::automatic);

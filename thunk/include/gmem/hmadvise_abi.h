@@ -7,11 +7,10 @@
  * thunk to the final uapi is a one-file change: when the kernel header
  * exists, replace the values below (or include it) and rebuild.
  *
- * Known hazard of the draft syscall number: 463 was the next free x86_64
- * number in Linux 6.12, but Linux 6.13 gave 463 to setxattrat(). On such a
- * kernel the presence probe (see docs/thunk.md, "Backend selection") cannot
- * tell the two apart; set GMEM_THUNK_BACKEND=kfd there until the number is
- * final.
+ * The draft syscall number: 463 was the next free x86_64 number in Linux
+ * 6.12, but Linux 6.13 gave 463 to setxattrat(). The presence probe (see
+ * docs/thunk.md, "Backend selection") therefore also requires GMEM's sysfs
+ * directory, /sys/kernel/mm/gmem.
  */
 #ifndef GMEM_HMADVISE_ABI_H
 #define GMEM_HMADVISE_ABI_H
@@ -45,7 +44,8 @@
 #define GMEM_HMADV_UNSET_NO_ACCESS 0x1009
 
 /* The behavior and length of the presence probe: hmadvise(NO_NODE, 0, 0,
- * GMEM_HMADV_PROBE_BEHAVIOR). Only ENOSYS means "not there". */
+ * GMEM_HMADV_PROBE_BEHAVIOR), made only where /sys/kernel/mm/gmem exists.
+ * ENOSYS means "not there". */
 #define GMEM_HMADV_PROBE_BEHAVIOR 0
 
 #endif /* GMEM_HMADVISE_ABI_H */
