@@ -26,7 +26,7 @@ export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 RIG_PACKAGES=(linux-source-6.12 qemu-system-x86 busybox-static ccache flex
 	bison bc libelf-dev libssl-dev cpio cmake libgtest-dev libgmock-dev
 	hipcc libamdhip64-dev libhsakmt-dev make gcc g++ git xz-utils python3
-	perl kmod)
+	perl kmod file)
 
 step() { printf '==> %s\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }

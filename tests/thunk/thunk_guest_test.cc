@@ -1,0 +1,123 @@
+// The thunk in the guest: on a GMEM kernel it must pick the hmadvise
+// backend, and its hints must move data, as the simulated device's
+// counters show. The only KFD node without a GPU is the CPU, so the
+// thunk's node-addressed calls are checked moving data to host memory; the
+// raw hmadvise() wrapper addresses the device by its GMEM node id.
+#include <fcntl.h>
+#include <linux/gmem.h>
+#include <linux/test_gmem.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "gmem/hsakmt_hmadvise.h"
+
+namespace {
+
+constexpr size_t kBytes = 4 << 20;
+constexpr uint32_t kCpuNode = 0;
+
+class ThunkOnGmem : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    device_ = open("/dev/test_gmem0", O_RDWR | O_CLOEXEC);
+    ASSERT_GE(device_, 0) << "/dev/test_gmem0: " << strerror(errno);
+    ASSERT_EQ(ioctl(device_, TGM_IOC_ATTACH), 0) << strerror(errno);
+    ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS) << hsaKmtGmemLastErrorMessage();
+    buffer_ = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(buffer_, MAP_FAILED);
+  }
+  void TearDown() override {
+    if (buffer_ != MAP_FAILED) munmap(buffer_, kBytes);
+    hsaKmtGmemClose();
+    if (device_ >= 0) close(device_);
+  }
+
+  tgm_counters Counters() {
+    tgm_counters counters{};
+    EXPECT_EQ(ioctl(device_, TGM_IOC_COUNTERS, &counters), 0) << strerror(errno);
+    return counters;
+  }
+
+  // The device writes @value over the whole buffer, migrating it in.
+  void DeviceFill(uint8_t value) {
+    tgm_access access{};
+    access.addr = reinterpret_cast<uintptr_t>(buffer_);
+    access.len = kBytes;
+    access.value = value;
+    ASSERT_EQ(ioctl(device_, TGM_IOC_FILL, &access), 0) << strerror(errno);
+  }
+
+  bool BufferIs(uint8_t value) {
+    const auto *bytes = static_cast<const uint8_t *>(buffer_);
+    for (size_t i = 0; i < kBytes; ++i)
+      if (bytes[i] != value) return false;
+    return true;
+  }
+
+  int device_ = -1;
+  void *buffer_ = MAP_FAILED;
+};
+
+TEST_F(ThunkOnGmem, PicksTheSyscallBackend) {
+  HSA_HMADVISE_BACKEND backend;
+  ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_SYSCALL);
+}
+
+TEST_F(ThunkOnGmem, PrefetchToTheCpuNodeBringsDataBack) {
+  DeviceFill(0x3c);
+  tgm_counters before = Counters();
+  ASSERT_GE(before.resident, kBytes) << "the fill did not migrate to the device";
+  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
+            HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  tgm_counters after = Counters();
+  EXPECT_EQ(after.resident, before.resident - kBytes);
+  EXPECT_GE(after.migrated_from, before.migrated_from + kBytes / 4096);  // pages
+  EXPECT_TRUE(BufferIs(0x3c));
+  // Nothing came back through CPU faults: the hint moved it.
+  EXPECT_EQ(Counters().migrated_from, after.migrated_from);
+}
+
+TEST_F(ThunkOnGmem, RawWrapperPrefetchesToTheDevice) {
+  memset(buffer_, 0x5a, kBytes);
+  tgm_counters before = Counters();
+  ASSERT_EQ(hmadvise(static_cast<int>(before.hnid), reinterpret_cast<uintptr_t>(buffer_), kBytes,
+                     HMADV_PREFETCH),
+            0)
+      << strerror(errno);
+  tgm_counters after = Counters();
+  EXPECT_EQ(after.resident, before.resident + kBytes);
+  EXPECT_EQ(after.faults, before.faults);  // moved by the hint, not by faults
+  EXPECT_TRUE(BufferIs(0x5a));
+}
+
+TEST_F(ThunkOnGmem, DontneedWithoutANodeDiscards) {
+  DeviceFill(0x77);
+  ASSERT_GT(Counters().resident, 0u);
+  ASSERT_EQ(hsaKmtHMAdvise(HSA_HMADVISE_NO_NODE, buffer_, kBytes, HSA_HMADVISE_DONTNEED),
+            HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  EXPECT_EQ(Counters().resident, 0u);
+  EXPECT_TRUE(BufferIs(0));  // anonymous memory reads as zero after a discard
+}
+
+TEST_F(ThunkOnGmem, BadInputNeverReachesTheKernel) {
+  EXPECT_EQ(hsaKmtHMAdvise(kCpuNode, nullptr, kBytes, HSA_HMADVISE_PREFETCH),
+            HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_EQ(hsaKmtHMAdvise(kCpuNode, static_cast<char *>(buffer_) + 1, 4096,
+                           HSA_HMADVISE_PREFETCH),
+            HSAKMT_STATUS_MEMORY_ALIGNMENT);
+  EXPECT_EQ(hsaKmtHMAdvise(999, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
+            HSAKMT_STATUS_INVALID_NODE_UNIT);
+}
+
+}  // namespace
