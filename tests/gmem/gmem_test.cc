@@ -25,76 +25,36 @@
 
 #include <gtest/gtest.h>
 
+#include "gmem_device.h"
+
 namespace {
 
-constexpr long kNrHmadvise = 463;
-constexpr size_t kPage = 4096;
-constexpr size_t kMiB = 1 << 20;
+constexpr size_t kPage = gmem::kPageSize;
+using gmem::Hmadvise;
+using gmem::kMiB;
 
-long Hmadvise(int hnid, uintptr_t start, size_t len, int behavior) {
-  long ret = syscall(kNrHmadvise, hnid, start, len, behavior);
-  return ret < 0 ? -errno : ret;
-}
+uint64_t Fnv(const void *p, size_t n) { return gmem::Fnv1a(p, n); }
 
-uint64_t Fnv(const void *p, size_t n) {
-  const uint8_t *b = static_cast<const uint8_t *>(p);
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
-  return h;
-}
-
-class Device {
+// The shared device view, with the shapes these tests read best in.
+class Device : public gmem::Device {
  public:
-  explicit Device(int index) {
-    std::string path = "/dev/test_gmem" + std::to_string(index);
-    fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  }
-  ~Device() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Device(const Device &) = delete;
-  Device &operator=(const Device &) = delete;
-
-  bool ok() const { return fd_ >= 0; }
-  int Attach() { return Ioctl(TGM_IOC_ATTACH, nullptr); }
-  int Detach() { return Ioctl(TGM_IOC_DETACH, nullptr); }
-
-  int Access(unsigned long cmd, const void *addr, size_t len, void *ptr = nullptr,
-             uint64_t value = 0, tgm_access *out = nullptr) {
-    tgm_access acc = {};
-    acc.addr = reinterpret_cast<uintptr_t>(addr);
-    acc.len = len;
-    acc.ptr = reinterpret_cast<uintptr_t>(ptr);
-    acc.value = value;
-    int ret = Ioctl(cmd, &acc);
-    if (out) *out = acc;
-    return ret;
-  }
-  int Read(const void *addr, size_t len, void *dst) { return Access(TGM_IOC_READ, addr, len, dst); }
-  int Write(void *addr, size_t len, const void *src) {
-    return Access(TGM_IOC_WRITE, addr, len, const_cast<void *>(src));
-  }
-  int Fill(void *addr, size_t len, uint8_t v) { return Access(TGM_IOC_FILL, addr, len, nullptr, v); }
-  int Add(void *addr, size_t len, uint32_t v) { return Access(TGM_IOC_ADD, addr, len, nullptr, v); }
+  using gmem::Device::Device;
+  int Read(const void *addr, size_t len, void *dst) { return gmem::Device::Read(addr, len, dst); }
+  int Write(void *addr, size_t len, const void *src) { return gmem::Device::Write(addr, len, src); }
+  int Fill(void *addr, size_t len, uint8_t v) { return gmem::Device::Fill(addr, len, v); }
+  int Add(void *addr, size_t len, uint32_t v) { return gmem::Device::Add(addr, len, v); }
   uint64_t Checksum(const void *addr, size_t len, int *err = nullptr) {
-    tgm_access acc = {};
-    int ret = Access(TGM_IOC_CHECKSUM, addr, len, nullptr, 0, &acc);
+    uint64_t hash = 0;
+    int ret = gmem::Device::Checksum(addr, len, &hash);
     if (err) *err = ret;
-    return acc.result;
+    return hash;
   }
   tgm_counters Counters() {
     tgm_counters c = {};
-    Ioctl(TGM_IOC_COUNTERS, &c);
+    gmem::Device::Counters(&c);
     return c;
   }
-  int SetLimit(uint64_t bytes) { return Ioctl(TGM_IOC_SET_LIMIT, &bytes); }
   int hnid() { return static_cast<int>(Counters().hnid); }
-
- private:
-  int Ioctl(unsigned long cmd, void *arg) {
-    return ioctl(fd_, cmd, arg) < 0 ? -errno : 0;
-  }
-  int fd_ = -1;
 };
 
 std::string ReadSysfs(int hnid, const char *file) {

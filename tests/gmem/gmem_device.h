@@ -1,8 +1,8 @@
 // Small user-space view of the simulated GMEM device (/dev/test_gmemN,
 // lib/test_gmem.c) and of hmadvise(), shared by the guest demo and the
-// guest benchmark. Errors are returned as -errno so callers can print them.
-#ifndef GMEM_TESTS_DEMO_GMEM_DEVICE_H
-#define GMEM_TESTS_DEMO_GMEM_DEVICE_H
+// guest benchmark and the GMEM guest suite. Errors are returned as -errno so callers can print them.
+#ifndef GMEM_TESTS_GMEM_GMEM_DEVICE_H
+#define GMEM_TESTS_GMEM_GMEM_DEVICE_H
 
 #include <fcntl.h>
 #include <linux/gmem.h>
@@ -91,6 +91,9 @@ class Device {
   int Read(const void *addr, size_t len, void *dst, uint64_t *faults = nullptr) {
     return Access(TGM_IOC_READ, addr, len, dst, 0, nullptr, faults);
   }
+  int Write(void *addr, size_t len, const void *src, uint64_t *faults = nullptr) {
+    return Access(TGM_IOC_WRITE, addr, len, const_cast<void *>(src), 0, nullptr, faults);
+  }
   int Counters(tgm_counters *out) { return Ioctl(TGM_IOC_COUNTERS, out); }
   int SetLimit(uint64_t bytes) { return Ioctl(TGM_IOC_SET_LIMIT, &bytes); }
 
@@ -112,4 +115,4 @@ inline std::string ReadNodeFile(int hnid, const std::string &file) {
 
 }  // namespace gmem
 
-#endif  // GMEM_TESTS_DEMO_GMEM_DEVICE_H
+#endif  // GMEM_TESTS_GMEM_GMEM_DEVICE_H
