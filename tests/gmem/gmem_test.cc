@@ -383,6 +383,55 @@ TEST_F(GmemTest, MprotectWhileResident) {
   EXPECT_EQ(memcmp(m.get(), ref.data(), m.size()), 0);
 }
 
+// Transparent huge pages used in place by the device, then split under it:
+// a PROT_READ page and a hole in the middle of the huge page must reach the
+// device page table, while the rest keeps working.
+long AnonHugeKiB() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  long value = 0;
+  while (meminfo >> key >> value) {
+    if (key == "AnonHugePages:") return value;
+    meminfo.ignore(256, '\n');
+  }
+  return -1;
+}
+
+TEST_F(GmemTest, ThpSplitWhileMappedInPlace) {
+  const size_t huge = 2 * kMiB;
+  Mapping mapping(2 * huge);
+  ASSERT_NE(mapping.get(), nullptr);
+  uint8_t *block = reinterpret_cast<uint8_t *>((mapping.addr() + huge - 1) & ~(huge - 1));
+  long before = AnonHugeKiB();
+  ASSERT_EQ(madvise(block, huge, MADV_HUGEPAGE), 0) << strerror(errno);
+  Pattern(block, huge, 9);
+  if (AnonHugeKiB() < before + 2048) GTEST_SKIP() << "the kernel gave no THP for the block";
+
+  ASSERT_EQ(Hmadvise(dev().hnid(), reinterpret_cast<uintptr_t>(block), huge, HMADV_ACCESSED_BY),
+            0);
+  EXPECT_EQ(dev().Checksum(block, huge), Fnv(block, huge));
+  EXPECT_GT(dev().Counters().mapped_host, 0u);
+
+  // Splits the PMD: one page read-only, one page gone.
+  uint8_t *ro_page = block + 100 * kPage;
+  uint8_t *hole = block + 300 * kPage;
+  ASSERT_EQ(mprotect(ro_page, kPage, PROT_READ), 0);
+  ASSERT_EQ(munmap(hole, kPage), 0);
+  EXPECT_EQ(dev().Fill(ro_page, kPage, 0x66), -EACCES);
+  EXPECT_EQ(dev().Fill(hole, kPage, 0x66), -EFAULT);
+  ASSERT_EQ(dev().Fill(block + 200 * kPage, kPage, 0x77), 0);
+  EXPECT_EQ(block[200 * kPage], 0x77);
+  EXPECT_EQ(block[200 * kPage + kPage - 1], 0x77);
+  int err = 0;
+  EXPECT_EQ(dev().Checksum(block, 100 * kPage, &err), Fnv(block, 100 * kPage));
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(dev().Checksum(ro_page, kPage, &err), Fnv(ro_page, kPage));  // still readable
+  EXPECT_EQ(err, 0);
+  ASSERT_EQ(Hmadvise(dev().hnid(), reinterpret_cast<uintptr_t>(block), huge,
+                     HMADV_UNSET_ACCESSED_BY),
+            -ENOMEM);  // the hole leaves the range partly unmapped: ENOMEM, as madvise
+}
+
 TEST_F(GmemTest, ForkSharesThenCopies) {
   Mapping m(2 * kMiB);
   ASSERT_NE(m.get(), nullptr);
