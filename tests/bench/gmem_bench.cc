@@ -233,18 +233,26 @@ double DmirrorFirstTouch(size_t n) {
 // read-back, so it is timed as it is (DmirrorFirstTouch) and the read-back
 // alone is timed here, on a range already in device memory, to estimate
 // the migration by difference.
-double DmirrorDeviceRead(size_t n) {
-  DmirrorChild d;
+// Fills @buf with Populate(@seed) and moves it into dmirror's memory
+// (untimed); @dst takes the read-back. 0, or Fail()'s value.
+double MakeDmirrorResident(DmirrorChild &d, Buffer &buf, std::vector<uint8_t> &dst,
+                           uint64_t seed) {
   if (d.Open() < 0) return -1;
-  Buffer buf(n);
-  std::vector<uint8_t> dst(n);
   if (!buf.ok()) return Fail("mmap", errno);
-  buf.Populate(2);
+  buf.Populate(seed);
   int err = d.Command(HMM_DMIRROR_MIGRATE_TO_DEV, buf, dst.data());
   if (err) return Fail("HMM_DMIRROR_MIGRATE_TO_DEV", err);
+  return 0;
+}
+
+double DmirrorDeviceRead(size_t n) {
+  DmirrorChild d;
+  Buffer buf(n);
+  std::vector<uint8_t> dst(n);
+  if (MakeDmirrorResident(d, buf, dst, 2) < 0) return -1;
   std::memset(dst.data(), 0, n);
   double t0 = Now();
-  err = d.Command(HMM_DMIRROR_READ, buf, dst.data());
+  int err = d.Command(HMM_DMIRROR_READ, buf, dst.data());
   double secs = Now() - t0;
   if (err) return Fail("HMM_DMIRROR_READ", err);
   // dst is compared with what Populate() wrote, without touching buf,
@@ -257,13 +265,9 @@ double DmirrorDeviceRead(size_t n) {
 
 double DmirrorFaultBack(size_t n) {
   DmirrorChild d;
-  if (d.Open() < 0) return -1;
   Buffer buf(n);
   std::vector<uint8_t> dst(n);
-  if (!buf.ok()) return Fail("mmap", errno);
-  buf.Populate(3);
-  int err = d.Command(HMM_DMIRROR_MIGRATE_TO_DEV, buf, dst.data());
-  if (err) return Fail("HMM_DMIRROR_MIGRATE_TO_DEV", err);
+  if (MakeDmirrorResident(d, buf, dst, 3) < 0) return -1;
   double t0 = Now();
   bool good = buf.TouchPagesAndCheck(3);
   double secs = Now() - t0;
