@@ -18,6 +18,9 @@
 //                buffers (what a copy costs in this guest).
 //   CPU faults   write faults on fresh anonymous memory in a process
 //                attached to a GMEM device versus in a plain process.
+//   oversub      the device streams over arrays 1x, 2x, 4x and 8x its
+//                (runtime-limited) memory, with GMEM's thrash control off
+//                and on: throughput relative to 1x, evictions, throttling.
 // Each GMEM and each dmirror measurement runs in its own child process, so
 // neither driver's MMU notifiers slow the other down.
 #include <sys/mman.h>
@@ -25,7 +28,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -93,29 +98,33 @@ class Buffer {
   size_t len_;
 };
 
-// Runs `body` in a forked child and returns the seconds it reported, or a
-// negative value if it failed (its message is already on stderr).
-double InChild(const std::function<double()> &body) {
+// Runs `body` in a forked child and returns the plain value it returned,
+// or `failed` if the child did not finish (its message is on stderr).
+template <typename T>
+T InChildValue(const std::function<T()> &body, T failed) {
   int fds[2];
-  if (pipe(fds) != 0) return -1;
+  if (pipe(fds) != 0) return failed;
   std::fflush(stdout);
   pid_t pid = fork();
-  if (pid < 0) return -1;
+  if (pid < 0) return failed;
   if (pid == 0) {
     close(fds[0]);
-    double secs = body();
-    ssize_t written = write(fds[1], &secs, sizeof(secs));
-    _exit(written == sizeof(secs) ? 0 : 1);
+    T value = body();
+    ssize_t written = write(fds[1], &value, sizeof(value));
+    _exit(written == sizeof(value) ? 0 : 1);
   }
   close(fds[1]);
-  double secs = -1;
-  if (read(fds[0], &secs, sizeof(secs)) != sizeof(secs)) secs = -1;
+  T value = failed;
+  if (read(fds[0], &value, sizeof(value)) != sizeof(value)) value = failed;
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
-  return secs;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return failed;
+  return value;
 }
+
+// The seconds `body` reported in a child, negative if it failed.
+double InChild(const std::function<double()> &body) { return InChildValue<double>(body, -1); }
 
 double Fail(const char *what, int err) {
   std::fprintf(stderr, "gmem-bench: %s: %s\n", what, std::strerror(err));
@@ -376,10 +385,106 @@ std::string Ratio(double ratio) {
   return buf;
 }
 
+// ---- Oversubscription: the device streams over arrays larger than it -----
+
+struct StreamResult {
+  double secs = -1;
+  uint64_t evicted = 0;
+  uint64_t migrated = 0;
+  uint64_t throttled = 0;
+};
+
+// Adds v to every 32-bit word, as TGM_IOC_ADD does on the device.
+void AddToWords(uint8_t *p, size_t n, uint32_t v) {
+  for (size_t i = 0; i + 4 <= n; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    w += v;
+    std::memcpy(p + i, &w, 4);
+  }
+}
+
+// `passes` device passes of x += pass over an array of `bytes`, 2 MiB at a
+// time, on a device limited to `limit` bytes; timed from host memory.
+StreamResult OversubStream(size_t bytes, size_t limit, int passes) {
+  StreamResult r;
+  GmemChild g;
+  if (g.Open() < 0) return r;
+  int ret = g.dev.SetLimit(limit);
+  if (ret) return Fail("TGM_IOC_SET_LIMIT", -ret), r;
+  Buffer buf(bytes);
+  if (!buf.ok()) return Fail("mmap", errno), r;
+  buf.Populate(7);
+  std::vector<uint8_t> expected(buf.data(), buf.data() + bytes);
+  AddToWords(expected.data(), bytes, static_cast<uint32_t>(passes * (passes + 1) / 2));
+  tgm_counters c0 = {}, c1 = {};
+  g.dev.Counters(&c0);
+  double t0 = Now();
+  for (int pass = 1; pass <= passes; pass++)
+    for (size_t off = 0; off < bytes; off += kBlock)
+      if ((ret = g.dev.Add(buf.data() + off, kBlock, pass)) != 0) return Fail("TGM_IOC_ADD", -ret), r;
+  double secs = Now() - t0;
+  g.dev.Counters(&c1);
+  if (std::memcmp(buf.data(), expected.data(), bytes) != 0)
+    return Fail("oversubscribed stream lost data", EIO), r;
+  r.secs = secs;
+  r.evicted = c1.evicted - c0.evicted;
+  r.migrated = c1.migrated_to - c0.migrated_to;
+  r.throttled = c1.thrash_throttled - c0.thrash_throttled;
+  return r;
+}
+
+// Prints the oversubscription table; false if a measurement failed.
+bool OversubTable(size_t limit_mib, int passes) {
+  const long window = gmem::ReadTunable("thrash_window_ms");
+  const long window_on = window > 0 ? window : 200;
+  const size_t limit = limit_mib * kMiB;
+  bool ok = true;
+  std::printf("\noversubscription: the device adds to every word of an array, %d passes,\n"
+              "  2 MiB at a time, its memory limited to %zu MiB; the array starts in host memory\n",
+              passes, limit_mib);
+  std::printf("  %-12s  %-14s  %9s  %6s  %13s  %14s  %s\n", "array", "thrash control", "MB/s",
+              "vs 1x", "evicted pages", "migrated pages", "throttled blocks");
+  for (long w : {0L, window_on}) {
+    if (window < 0 || gmem::WriteTunable("thrash_window_ms", w) != 0) {
+      std::printf("  cannot set /sys/kernel/mm/gmem/thrash_window_ms\n");
+      return false;
+    }
+    double base = 0;
+    for (size_t factor : {1, 2, 4, 8}) {
+      const size_t bytes = factor * limit;
+      StreamResult r = InChildValue<StreamResult>(
+          [=] { return OversubStream(bytes, limit, passes); }, StreamResult{});
+      char label[32], control[32];
+      std::snprintf(label, sizeof(label), "%zux %3zu MiB", factor, bytes / kMiB);
+      std::snprintf(control, sizeof(control), w ? "on (%ld ms)" : "off", w);
+      if (r.secs <= 0) {
+        std::printf("  %-12s  %-14s  failed\n", label, control);
+        ok = false;
+        continue;
+      }
+      double mbps = MBps(bytes * passes, r.secs);
+      if (factor == 1) base = mbps;
+      std::printf("  %-12s  %-14s  %9.0f  %5.2fx  %13llu  %14llu  %llu\n", label, control, mbps,
+                  base > 0 ? mbps / base : 0, static_cast<unsigned long long>(r.evicted),
+                  static_cast<unsigned long long>(r.migrated),
+                  static_cast<unsigned long long>(r.throttled));
+    }
+  }
+  gmem::WriteTunable("thrash_window_ms", window);
+  // The children limited the device: give it all its memory back.
+  gmem::Device dev(0);
+  tgm_counters c = {};
+  if (dev.ok() && dev.Counters(&c) == 0) dev.SetLimit(c.total);
+  return ok;
+}
+
 struct Options {
   std::vector<size_t> sizes_mib = {2, 16, 64};
   int reps = 5;
   size_t fault_mib = 32;
+  size_t oversub_mib = 8;
+  int oversub_passes = 5;
 };
 
 bool ParseOptions(int argc, char **argv, Options *opt) {
@@ -402,6 +507,12 @@ bool ParseOptions(int argc, char **argv, Options *opt) {
     } else if (arg == "--fault-mib" && i + 1 < argc) {
       opt->fault_mib = std::strtoul(argv[++i], nullptr, 10);
       if (opt->fault_mib < 1) return false;
+    } else if (arg == "--oversub-mib" && i + 1 < argc) {
+      opt->oversub_mib = std::strtoul(argv[++i], nullptr, 10);
+      if (opt->oversub_mib < 2 || opt->oversub_mib % 2) return false;
+    } else if (arg == "--oversub-passes" && i + 1 < argc) {
+      opt->oversub_passes = std::atoi(argv[++i]);
+      if (opt->oversub_passes < 1) return false;
     } else {
       return false;
     }
@@ -416,8 +527,11 @@ int main(int argc, char **argv) {
   if (!ParseOptions(argc, argv, &opt)) {
     std::fprintf(stderr,
                  "usage: %s [--sizes MIB,MIB,...] [--reps N] [--fault-mib N]\n"
+                 "          [--oversub-mib N] [--oversub-passes N]\n"
                  "  sizes are even MiB counts (default 2,16,64), N rounds per figure\n"
-                 "  (default 5), --fault-mib is the CPU fault benchmark's size (32)\n",
+                 "  (default 5), --fault-mib is the CPU fault benchmark's size (32),\n"
+                 "  --oversub-mib the device memory of the oversubscription runs (even,\n"
+                 "  default 8) and --oversub-passes their passes (5)\n",
                  argv[0]);
     return 2;
   }
@@ -522,6 +636,7 @@ int main(int argc, char **argv) {
     std::printf("  failed\n");
     any_failed = true;
   }
+  any_failed |= !OversubTable(opt.oversub_mib, opt.oversub_passes);
   std::printf("\ngmem-bench: %.0f s%s\n", Now() - start,
               any_failed ? ", some measurements FAILED (see the messages above)" : "");
   return any_failed ? 1 : 0;

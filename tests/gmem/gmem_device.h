@@ -96,6 +96,12 @@ class Device {
   }
   int Counters(tgm_counters *out) { return Ioctl(TGM_IOC_COUNTERS, out); }
   int SetLimit(uint64_t bytes) { return Ioctl(TGM_IOC_SET_LIMIT, &bytes); }
+  // Driver-requested eviction: `freed` receives the bytes GMEM evicted.
+  int Evict(uint64_t bytes, uint64_t *freed) {
+    int ret = Ioctl(TGM_IOC_EVICT, &bytes);
+    if (freed) *freed = ret ? 0 : bytes;
+    return ret;
+  }
 
  private:
   int Ioctl(unsigned long cmd, void *arg) { return ioctl(fd_, cmd, arg) < 0 ? -errno : 0; }
@@ -111,6 +117,25 @@ inline std::string ReadNodeFile(int hnid, const std::string &file) {
   std::string value;
   std::getline(in, value);
   return value;
+}
+
+// A GMEM tunable in /sys/kernel/mm/gmem/ (thrash control), or -1 if absent.
+inline long ReadTunable(const std::string &name) {
+  std::ifstream in("/sys/kernel/mm/gmem/" + name);
+  long value = -1;
+  in >> value;
+  return in ? value : -1;
+}
+
+// Writes a tunable; -errno of the write (EINVAL for a refused value).
+inline int WriteTunable(const std::string &name, long value) {
+  int fd = open(("/sys/kernel/mm/gmem/" + name).c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  std::string text = std::to_string(value) + "\n";
+  ssize_t n = write(fd, text.data(), text.size());
+  int ret = n < 0 ? -errno : 0;
+  close(fd);
+  return ret;
 }
 
 }  // namespace gmem

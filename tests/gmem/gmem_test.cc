@@ -26,84 +26,11 @@
 #include <gtest/gtest.h>
 
 #include "gmem_device.h"
+#include "gmem_fixture.h"
 
 namespace {
 
-constexpr size_t kPage = gmem::kPageSize;
-using gmem::Hmadvise;
-using gmem::kMiB;
-
-uint64_t Fnv(const void *p, size_t n) { return gmem::Fnv1a(p, n); }
-
-// The shared device view, with the shapes these tests read best in.
-class Device : public gmem::Device {
- public:
-  using gmem::Device::Device;
-  int Read(const void *addr, size_t len, void *dst) { return gmem::Device::Read(addr, len, dst); }
-  int Write(void *addr, size_t len, const void *src) { return gmem::Device::Write(addr, len, src); }
-  int Fill(void *addr, size_t len, uint8_t v) { return gmem::Device::Fill(addr, len, v); }
-  int Add(void *addr, size_t len, uint32_t v) { return gmem::Device::Add(addr, len, v); }
-  uint64_t Checksum(const void *addr, size_t len, int *err = nullptr) {
-    uint64_t hash = 0;
-    int ret = gmem::Device::Checksum(addr, len, &hash);
-    if (err) *err = ret;
-    return hash;
-  }
-  tgm_counters Counters() {
-    tgm_counters c = {};
-    gmem::Device::Counters(&c);
-    return c;
-  }
-  int hnid() { return static_cast<int>(Counters().hnid); }
-};
-
-std::string ReadSysfs(int hnid, const char *file) {
-  std::ifstream in("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/" + file);
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
-
-// Anonymous mapping that unmaps itself.
-class Mapping {
- public:
-  explicit Mapping(size_t len, int prot = PROT_READ | PROT_WRITE, int flags = 0) : len_(len) {
-    void *p = mmap(nullptr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
-    p_ = p == MAP_FAILED ? nullptr : static_cast<uint8_t *>(p);
-  }
-  ~Mapping() {
-    if (p_) munmap(p_, len_);
-  }
-  Mapping(const Mapping &) = delete;
-  Mapping &operator=(const Mapping &) = delete;
-  uint8_t *get() const { return p_; }
-  uintptr_t addr() const { return reinterpret_cast<uintptr_t>(p_); }
-  size_t size() const { return len_; }
-  void forget() { p_ = nullptr; }
-
- private:
-  uint8_t *p_;
-  size_t len_;
-};
-
-void Pattern(uint8_t *p, size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  for (size_t i = 0; i < n; i++) p[i] = static_cast<uint8_t>(rng());
-}
-
-class GmemTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    for (int i = 0; i < 2; i++) {
-      dev_[i] = std::make_unique<Device>(i);
-      ASSERT_TRUE(dev_[i]->ok()) << "open /dev/test_gmem" << i << ": " << strerror(errno);
-      ASSERT_EQ(dev_[i]->Attach(), 0);
-    }
-  }
-  Device &dev(int i = 0) { return *dev_[i]; }
-
-  std::unique_ptr<Device> dev_[2];
-};
+using namespace gmem_test;
 
 TEST_F(GmemTest, NodesInSysfs) {
   for (int i = 0; i < 2; i++) {
@@ -503,6 +430,27 @@ TEST_F(GmemTest, LimitBelowResidentEvicts) {
   EXPECT_EQ(dev().Counters().resident, 0u);
   for (size_t i = 0; i < m.size(); i += 1000) ASSERT_EQ(m.get()[i], 0x3c);
   ASSERT_EQ(dev().SetLimit(total), 0);
+}
+
+// Evicting a mapped block unmaps it page by page; GMEM defers the device
+// TLB invalidations and issues them coalesced, one call per context.
+TEST_F(GmemTest, EvictionCoalescesTlbInvalidations) {
+  Mapping m(2 * kMiB, PROT_READ | PROT_WRITE);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x5a), 0);
+  tgm_counters c0 = dev().Counters();
+  ASSERT_GT(c0.mapped_device, 0u);
+  uint64_t freed = 0;
+  ASSERT_EQ(dev().Evict(c0.resident, &freed), 0);
+  tgm_counters c1 = dev().Counters();
+  uint64_t evicted = c1.evicted - c0.evicted;
+  EXPECT_GE(evicted, c0.mapped_device);
+  EXPECT_EQ(c1.mapped_device, 0u);
+  EXPECT_GE(c1.tlb_coalesced - c0.tlb_coalesced, 1u);
+  // Without coalescing this is one invalidation per evicted page.
+  EXPECT_LE(c1.tlb_invl - c0.tlb_invl, 8u) << evicted << " pages evicted";
+  EXPECT_LE(c1.tlb_ranges - c0.tlb_ranges, 8u);
+  for (size_t i = 0; i < m.size(); i += 4093) ASSERT_EQ(m.get()[i], 0x5a) << i;
 }
 
 TEST_F(GmemTest, ExitMidMigrationFreesDeviceMemory) {
