@@ -484,7 +484,7 @@ struct Options {
   int reps = 5;
   size_t fault_mib = 32;
   size_t oversub_mib = 8;
-  int oversub_passes = 5;
+  int oversub_passes = 20;
 };
 
 bool ParseOptions(int argc, char **argv, Options *opt) {
@@ -531,7 +531,7 @@ int main(int argc, char **argv) {
                  "  sizes are even MiB counts (default 2,16,64), N rounds per figure\n"
                  "  (default 5), --fault-mib is the CPU fault benchmark's size (32),\n"
                  "  --oversub-mib the device memory of the oversubscription runs (even,\n"
-                 "  default 8) and --oversub-passes their passes (5)\n",
+                 "  default 8) and --oversub-passes their passes (20)\n",
                  argv[0]);
     return 2;
   }

@@ -217,6 +217,8 @@ TEST_F(GmemTest, ReadMostlyAndPin) {
   EXPECT_EQ(dev(1).Counters().migrated_to, to);
   EXPECT_EQ(m.get()[m.size() - 1], 5);
   ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_UNPIN), 0);
+  // Hints apply at the next fault: drop device 1's writable remote mapping.
+  ASSERT_EQ(Hmadvise(dev(1).hnid(), m.addr(), m.size(), HMADV_DONTNEED), 0);
   ASSERT_EQ(dev(1).Fill(m.get(), m.size(), 6), 0);
   EXPECT_GT(dev(1).Counters().migrated_to, to);
 }
