@@ -245,6 +245,44 @@ TEST_F(OversubTest, EvictsLeastRecentlyUsedBlock) {
   EXPECT_GT(dev().Counters().migrated_from, c1.migrated_from) << "block 0 had been evicted";
 }
 
+// A block whose range prefers the device is evicted after the others,
+// although it is the least recently used.
+TEST_F(OversubTest, PreferredBlockEvictedLast) {
+  ScopedTunable off("thrash_window_ms", 0);
+  Mapping m(4 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *base = reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
+  auto block = [&](int i) { return base + i * kBlock; };
+  int hnid = dev().hnid();
+  ASSERT_EQ(dev().SetLimit(2 * kBlock), 0);
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(block(0)), kBlock, HMADV_PREFERRED_LOC), 0);
+  ASSERT_EQ(dev().Fill(block(0), kBlock, 1), 0);
+  ASSERT_EQ(dev().Fill(block(1), kBlock, 2), 0);
+  tgm_counters c0 = dev().Counters();
+  ASSERT_EQ(dev().Fill(block(2), kBlock, 3), 0);
+  tgm_counters c1 = dev().Counters();
+  EXPECT_EQ(c1.evicted - c0.evicted, kBlock / kPage);
+  EXPECT_EQ(block(1)[7], 2);
+  EXPECT_EQ(dev().Counters().migrated_from, c1.migrated_from) << "block 1 was still resident";
+  EXPECT_EQ(block(0)[7], 1);
+  EXPECT_GT(dev().Counters().migrated_from, c1.migrated_from) << "the preferred block had left";
+
+  // Without the hint it is an ordinary block again: oldest goes first.
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(block(0)), kBlock,
+                     HMADV_UNSET_PREFERRED_LOC), 0);
+  ASSERT_EQ(dev().Evict(total_, nullptr), 0);
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(block(0)), kBlock, HMADV_PREFERRED_LOC), 0);
+  ASSERT_EQ(dev().Fill(block(0), kBlock, 4), 0);
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(block(0)), kBlock,
+                     HMADV_UNSET_PREFERRED_LOC), 0);
+  ASSERT_EQ(dev().Fill(block(1), kBlock, 5), 0);
+  c0 = dev().Counters();
+  ASSERT_EQ(dev().Fill(block(2), kBlock, 6), 0);
+  c1 = dev().Counters();
+  EXPECT_EQ(block(0)[7], 4);
+  EXPECT_EQ(dev().Counters().migrated_from, c1.migrated_from) << "block 0 kept its mark";
+}
+
 // The CPU and the device take turns writing one block. With thrash
 // control the block stops migrating after thrash_threshold round trips.
 TEST_F(OversubTest, ThrashControlOnAndOff) {
