@@ -10,6 +10,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -175,6 +179,43 @@ TEST_F(KfdTest, SvmNattrBeyondBufferIsEinval) {
   EXPECT_EQ(Svm(KFD_IOCTL_SVM_OP_GET_ATTR, buffer.addr(), buffer.size, &attrs, 1u << 30), EINVAL);
   EXPECT_EQ(Svm(KFD_IOCTL_SVM_OP_GET_ATTR, buffer.addr(), buffer.size, &attrs, 0xffffffffu),
             EINVAL);
+}
+
+}  // namespace
+
+namespace {
+
+// "name value" lines of one KFD topology node's properties file.
+std::map<std::string, long long> NodeProperties(int node) {
+  std::ifstream in("/sys/class/kfd/kfd/topology/nodes/" + std::to_string(node) + "/properties");
+  std::map<std::string, long long> props;
+  std::string name;
+  long long value;
+  while (in >> name >> value) props[name] = value;
+  return props;
+}
+
+int CountNumaNodes() {
+  int n = 0;
+  while (access(("/sys/devices/system/node/node" + std::to_string(n)).c_str(), F_OK) == 0) n++;
+  return n ? n : 1;
+}
+
+// GMEM kernels publish, for every CPU node, the NUMA node hmadvise() knows
+// its memory by: user space (the thunk) maps KFD nodes to GMEM nodes with it.
+TEST(KfdTopology, CpuNodesPublishTheirGmemNodeId) {
+  if (access("/sys/kernel/mm/gmem", F_OK) != 0) GTEST_SKIP() << "not a GMEM kernel";
+  int cpu_nodes = 0;
+  for (int node = 0;; node++) {
+    auto props = NodeProperties(node);
+    if (props.empty()) break;
+    if (props["simd_count"] != 0 || props["cpu_cores_count"] == 0) continue;
+    cpu_nodes++;
+    ASSERT_EQ(props.count("gmem_node_id"), 1u) << "KFD node " << node;
+    EXPECT_GE(props["gmem_node_id"], 0);
+    EXPECT_LT(props["gmem_node_id"], CountNumaNodes()) << "KFD node " << node;
+  }
+  EXPECT_GE(cpu_nodes, 1) << "no CPU node in the KFD topology";
 }
 
 }  // namespace
