@@ -11,10 +11,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace gmem {
 
@@ -96,6 +98,27 @@ class Device {
   }
   int Counters(tgm_counters *out) { return Ioctl(TGM_IOC_COUNTERS, out); }
   int SetLimit(uint64_t bytes) { return Ioctl(TGM_IOC_SET_LIMIT, &bytes); }
+  // A hint given through the driver (gm_as_advise()), as amdkfd would.
+  int Advise(int hnid, uintptr_t addr, size_t len, int behavior) {
+    tgm_advise a = {};
+    a.addr = addr;
+    a.len = len;
+    a.hnid = hnid;
+    a.behavior = behavior;
+    return Ioctl(TGM_IOC_ADVISE, &a);
+  }
+  // The advised ranges of [addr, addr + len), as the driver sees them.
+  int Ranges(uintptr_t addr, size_t len, std::vector<tgm_range> *out, uint32_t max = 64) {
+    out->assign(max, tgm_range{});
+    tgm_ranges q = {};
+    q.addr = addr;
+    q.len = len;
+    q.ptr = reinterpret_cast<uintptr_t>(out->data());
+    q.max = max;
+    int ret = Ioctl(TGM_IOC_RANGES, &q);
+    out->resize(ret ? 0 : std::min<uint32_t>(q.count, max));
+    return ret;
+  }
   // Driver-requested eviction: `freed` receives the bytes GMEM evicted.
   int Evict(uint64_t bytes, uint64_t *freed) {
     int ret = Ioctl(TGM_IOC_EVICT, &bytes);

@@ -434,6 +434,63 @@ TEST_F(GmemTest, LimitBelowResidentEvicts) {
   ASSERT_EQ(dev().SetLimit(total), 0);
 }
 
+// A driver's hints (gm_as_advise()) and hmadvise() share one attribute
+// store, which the driver walks with gm_as_walk_ranges().
+TEST_F(GmemTest, DriverHintsShareTheAttributeStore) {
+  Mapping m(16 * kPage);
+  ASSERT_NE(m.get(), nullptr);
+  const int hnid = dev().hnid(), other = dev(1).hnid();
+  std::vector<tgm_range> r;
+  ASSERT_EQ(dev().Ranges(m.addr(), m.size(), &r), 0);
+  EXPECT_TRUE(r.empty()) << "fresh memory has only default attributes";
+
+  // The driver prefers itself for pages 0-7, user space pins pages 4-11
+  // on the host node; the driver then sees three ranges.
+  ASSERT_EQ(dev().Advise(hnid, m.addr(), 8 * kPage, HMADV_PREFERRED_LOC), 0);
+  ASSERT_EQ(Hmadvise(0, m.addr() + 4 * kPage, 8 * kPage, HMADV_PIN), 0);
+  ASSERT_EQ(dev().Ranges(m.addr(), m.size(), &r), 0);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].start, m.addr());
+  EXPECT_EQ(r[0].end, m.addr() + 4 * kPage);
+  EXPECT_EQ(r[0].preferred, hnid);
+  EXPECT_EQ(r[0].pinned, 0);
+  EXPECT_EQ(r[1].end, m.addr() + 8 * kPage);
+  EXPECT_EQ(r[1].preferred, hnid);
+  EXPECT_EQ(r[1].pinned, 1);
+  EXPECT_EQ(r[2].start, m.addr() + 8 * kPage);
+  EXPECT_EQ(r[2].end, m.addr() + 12 * kPage);
+  EXPECT_EQ(r[2].preferred, -1);
+  EXPECT_EQ(r[2].pinned, 1);
+  // Clipped to the asked interval.
+  ASSERT_EQ(dev().Ranges(m.addr() + 2 * kPage, 4 * kPage, &r), 0);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].start, m.addr() + 2 * kPage);
+  EXPECT_EQ(r[1].end, m.addr() + 6 * kPage);
+  // Accessed-by is a device mask: device 1's index.
+  ASSERT_EQ(dev().Advise(other, m.addr() + 12 * kPage, kPage, HMADV_ACCESSED_BY), 0);
+  ASSERT_EQ(dev().Ranges(m.addr() + 12 * kPage, kPage, &r), 0);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].accessed_by, 1u << 1);
+
+  // The driver's prefetch moves memory like hmadvise() does, with its errors.
+  uint64_t to = dev().Counters().migrated_to;
+  ASSERT_EQ(dev().Advise(hnid, m.addr() + 12 * kPage, 4 * kPage, HMADV_PREFETCH), 0);
+  EXPECT_EQ(dev().Counters().migrated_to - to, 4u);
+  EXPECT_EQ(dev().Advise(hnid, m.addr() + 1, kPage, HMADV_PREFETCH), -EINVAL);
+  EXPECT_EQ(dev().Advise(1 << 20, m.addr(), kPage, HMADV_PREFERRED_LOC), -ENODEV);
+
+  // munmap drops the attributes: a new mapping there starts clean.
+  uintptr_t addr = m.addr();
+  munmap(m.get(), m.size());
+  m.forget();
+  void *again = mmap(reinterpret_cast<void *>(addr), 16 * kPage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  ASSERT_NE(again, MAP_FAILED);
+  ASSERT_EQ(dev().Ranges(addr, 16 * kPage, &r), 0);
+  EXPECT_TRUE(r.empty());
+  munmap(again, 16 * kPage);
+}
+
 // Evicting a mapped block unmaps it page by page; GMEM defers the device
 // TLB invalidations and issues them coalesced, one call per context.
 TEST_F(GmemTest, EvictionCoalescesTlbInvalidations) {
