@@ -491,6 +491,29 @@ TEST_F(GmemTest, DriverHintsShareTheAttributeStore) {
   munmap(again, 16 * kPage);
 }
 
+// CPU-side changes to memory the device never mapped do not reach it: no
+// page table release, no TLB invalidation.
+TEST_F(GmemTest, UnrelatedMunmapLeavesTheDeviceAlone) {
+  Mapping used(2 * kMiB);
+  ASSERT_NE(used.get(), nullptr);
+  ASSERT_EQ(dev().Fill(used.get(), used.size(), 7), 0);
+  tgm_counters c0 = dev().Counters();
+  for (int i = 0; i < 8; i++) {
+    Mapping other(kMiB);
+    ASSERT_NE(other.get(), nullptr);
+    memset(other.get(), i, other.size());
+    ASSERT_EQ(mprotect(other.get(), other.size(), PROT_READ), 0);
+  }  // each unmapped here
+  tgm_counters c1 = dev().Counters();
+  EXPECT_EQ(c1.pmap_release, c0.pmap_release);
+  EXPECT_EQ(c1.pmap_protect, c0.pmap_protect);
+  EXPECT_EQ(c1.tlb_invl, c0.tlb_invl);
+  // What the device did map still gets invalidated.
+  ASSERT_EQ(mprotect(used.get(), kPage, PROT_READ), 0);
+  EXPECT_GT(dev().Counters().tlb_invl, c1.tlb_invl);
+  EXPECT_EQ(used.get()[kPage], 7);
+}
+
 // Evicting a mapped block unmaps it page by page; GMEM defers the device
 // TLB invalidations and issues them coalesced, one call per context.
 TEST_F(GmemTest, EvictionCoalescesTlbInvalidations) {
