@@ -198,21 +198,57 @@ TEST_F(GmemTest, PreferredLocation) {
   EXPECT_EQ(dev().Counters().migrated_to - to, m.size() / kPage);
 }
 
-TEST_F(GmemTest, ReadMostlyAndPin) {
+// Read-mostly: the first reader takes the block, other readers get
+// read-only copies; a device write or a CPU access collapses them.
+TEST_F(GmemTest, ReadMostlyDuplicatesOnTwoDevices) {
+  const size_t block = 2 * kMiB, pages = block / kPage;
+  Mapping m(2 * block);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = reinterpret_cast<uint8_t *>((m.addr() + block - 1) & ~(block - 1));
+  Pattern(b, block, 3);
+  std::vector<uint8_t> ref(b, b + block);
+  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), block, HMADV_READ_MOSTLY), 0);
+  tgm_counters a0 = dev(0).Counters(), b0 = dev(1).Counters();
+
+  EXPECT_EQ(dev(0).Checksum(b, block), Fnv(ref.data(), block));
+  tgm_counters a1 = dev(0).Counters();
+  EXPECT_EQ(a1.migrated_to - a0.migrated_to, pages) << "the first reader takes the block";
+  EXPECT_EQ(dev(1).Checksum(b, block), Fnv(ref.data(), block));
+  tgm_counters b1 = dev(1).Counters();
+  EXPECT_EQ(b1.duplicated - b0.duplicated, pages) << "the second reader gets copies";
+  EXPECT_EQ(b1.migrated_to, b0.migrated_to);
+  EXPECT_EQ(dev(0).Counters().migrated_from, a1.migrated_from) << "the block left device 0";
+  EXPECT_EQ(dev(0).Counters().resident - a0.resident, block);
+  EXPECT_EQ(b1.resident - b0.resident, block);
+  // Both read again at local speed: nothing moves, nothing is copied.
+  EXPECT_EQ(dev(0).Checksum(b, block), Fnv(ref.data(), block));
+  EXPECT_EQ(dev(1).Checksum(b, block), Fnv(ref.data(), block));
+  EXPECT_EQ(dev(0).Counters().migrated_to, a1.migrated_to);
+  EXPECT_EQ(dev(1).Counters().duplicated, b1.duplicated);
+  EXPECT_EQ(dev(1).Counters().faults, b1.faults);
+
+  // A write by device 1 collapses the copies: the block moves to it.
+  ASSERT_EQ(dev(1).Fill(b, kPage, 0x77), 0);
+  memset(ref.data(), 0x77, kPage);
+  tgm_counters a2 = dev(0).Counters(), b2 = dev(1).Counters();
+  EXPECT_EQ(a2.migrated_from - a1.migrated_from, pages);
+  EXPECT_EQ(b2.migrated_to - b1.migrated_to, pages);
+  EXPECT_EQ(b2.resident - b0.resident, block) << "device 1's copies were not dropped";
+  // Device 0 now duplicates from device 1 and sees the write.
+  EXPECT_EQ(dev(0).Checksum(b, block), Fnv(ref.data(), block));
+  EXPECT_EQ(dev(0).Counters().duplicated - a2.duplicated, pages);
+  // The CPU takes the block back; every copy goes.
+  EXPECT_EQ(memcmp(b, ref.data(), block), 0);
+  EXPECT_EQ(dev(0).Counters().resident, a0.resident);
+  EXPECT_EQ(dev(1).Counters().resident, b0.resident);
+}
+
+TEST_F(GmemTest, PinOnTheHostStaysInPlace) {
   Mapping m(2 * kMiB);
   ASSERT_NE(m.get(), nullptr);
   memset(m.get(), 3, m.size());
-  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_READ_MOSTLY), 0);
-  uint64_t to = dev().Counters().migrated_to;
-  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(m.get(), m.size()));
-  EXPECT_EQ(dev().Counters().migrated_to, to);  // reads map in place
-  ASSERT_EQ(dev().Fill(m.get(), kPage, 4), 0);    // a write migrates
-  EXPECT_GT(dev().Counters().migrated_to, to);
-  EXPECT_EQ(m.get()[0], 4);
-  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_UNSET_READ_MOSTLY), 0);
-
   ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_PIN), 0);
-  to = dev(1).Counters().migrated_to;
+  uint64_t to = dev(1).Counters().migrated_to;
   ASSERT_EQ(dev(1).Fill(m.get(), m.size(), 5), 0);
   EXPECT_EQ(dev(1).Counters().migrated_to, to);
   EXPECT_EQ(m.get()[m.size() - 1], 5);
