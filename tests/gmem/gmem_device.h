@@ -119,6 +119,15 @@ class Device {
     out->resize(ret ? 0 : std::min<uint32_t>(q.count, max));
     return ret;
   }
+  // Evict what is in use in [offset, offset + size) of device memory.
+  int EvictRange(uint64_t offset, uint64_t size, uint64_t *evicted) {
+    tgm_evict_range r = {};
+    r.offset = offset;
+    r.size = size;
+    int ret = Ioctl(TGM_IOC_EVICT_RANGE, &r);
+    if (evicted) *evicted = ret ? 0 : r.evicted;
+    return ret;
+  }
   // Driver-requested eviction: `freed` receives the bytes GMEM evicted.
   int Evict(uint64_t bytes, uint64_t *freed) {
     int ret = Ioctl(TGM_IOC_EVICT, &bytes);

@@ -213,6 +213,36 @@ TEST_F(OversubTest, DriverRequestedEviction) {
   EXPECT_EQ(memcmp(m.get(), ref.data(), ref.size()), 0);
 }
 
+// A driver's memory manager evicts one of its buffers: GMEM moves exactly
+// the pages in that part of device memory, wherever they belong.
+TEST_F(OversubTest, DriverEvictsAPartOfDeviceMemory) {
+  ASSERT_EQ(dev().SetLimit(total_), 0);
+  Mapping m(8 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 13);
+  std::vector<uint8_t> ref(m.get(), m.get() + m.size());
+  ASSERT_EQ(dev().Checksum(m.get(), m.size()), Fnv(ref.data(), ref.size()));
+  tgm_counters c0 = dev().Counters();
+  ASSERT_GE(c0.resident, m.size());
+  // The whole device in two halves: together they evict everything.
+  uint64_t first = 0, second = 0, again = 1;
+  ASSERT_EQ(dev().EvictRange(0, total_ / 2, &first), 0);
+  tgm_counters c1 = dev().Counters();
+  EXPECT_EQ(c0.resident - c1.resident, first);
+  EXPECT_EQ(c1.evicted - c0.evicted, first / kPage);
+  ASSERT_EQ(dev().EvictRange(total_ / 2, total_ / 2, &second), 0);
+  EXPECT_EQ(first + second, c0.resident);
+  EXPECT_EQ(dev().Counters().resident, 0u);
+  ASSERT_EQ(dev().EvictRange(0, total_, &again), 0);
+  EXPECT_EQ(again, 0u) << "nothing was left there";
+  // Bad ranges are refused.
+  EXPECT_EQ(dev().EvictRange(1, kPage, nullptr), -EINVAL);
+  EXPECT_EQ(dev().EvictRange(0, kPage + 1, nullptr), -EINVAL);
+  EXPECT_EQ(dev().EvictRange(total_, kPage, nullptr), -EINVAL);
+  EXPECT_EQ(dev().EvictRange(~0ULL & ~(kPage - 1), 2 * kPage, nullptr), -EINVAL);
+  EXPECT_EQ(memcmp(m.get(), ref.data(), ref.size()), 0);
+}
+
 // Four chunks fit. After re-touching the oldest block, making room for a
 // fifth evicts the second-oldest one: least recently used, not first in.
 TEST_F(OversubTest, EvictsLeastRecentlyUsedBlock) {
