@@ -394,16 +394,6 @@ struct StreamResult {
   uint64_t throttled = 0;
 };
 
-// Adds v to every 32-bit word, as TGM_IOC_ADD does on the device.
-void AddToWords(uint8_t *p, size_t n, uint32_t v) {
-  for (size_t i = 0; i + 4 <= n; i += 4) {
-    uint32_t w;
-    std::memcpy(&w, p + i, 4);
-    w += v;
-    std::memcpy(p + i, &w, 4);
-  }
-}
-
 // `passes` device passes of x += pass over an array of `bytes`, 2 MiB at a
 // time, on a device limited to `limit` bytes; timed from host memory.
 StreamResult OversubStream(size_t bytes, size_t limit, int passes) {
@@ -416,7 +406,7 @@ StreamResult OversubStream(size_t bytes, size_t limit, int passes) {
   if (!buf.ok()) return Fail("mmap", errno), r;
   buf.Populate(7);
   std::vector<uint8_t> expected(buf.data(), buf.data() + bytes);
-  AddToWords(expected.data(), bytes, static_cast<uint32_t>(passes * (passes + 1) / 2));
+  gmem::AddToWords(expected.data(), bytes, static_cast<uint32_t>(passes * (passes + 1) / 2));
   tgm_counters c0 = {}, c1 = {};
   g.dev.Counters(&c0);
   double t0 = Now();

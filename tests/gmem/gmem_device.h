@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -45,6 +46,17 @@ inline uint64_t Fnv1a(const void *data, size_t len) {
   uint64_t hash = 0xcbf29ce484222325ULL;
   for (size_t i = 0; i < len; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
   return hash;
+}
+
+// What TGM_IOC_ADD does on the device, on CPU memory: adds `v` to every
+// 32-bit word of [p, p + n), for reference copies.
+inline void AddToWords(uint8_t *p, size_t n, uint32_t v) {
+  for (size_t i = 0; i + 4 <= n; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    w += v;
+    std::memcpy(p + i, &w, 4);
+  }
 }
 
 // One open /dev/test_gmemN; the process attaches itself with Attach().

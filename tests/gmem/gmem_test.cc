@@ -783,12 +783,7 @@ TEST_F(GmemTest, MultiThreadedStressMatchesModel) {
           case 2: {
             uint32_t v = rng();
             if (int err = d.Add(base + off, len, v)) fail("device add", off, len, err);
-            for (size_t i = off; i < off + len; i += 4) {
-              uint32_t w;
-              memcpy(&w, model.data() + i, 4);
-              w += v;
-              memcpy(model.data() + i, &w, 4);
-            }
+            gmem::AddToWords(model.data() + off, len, v);
             break;
           }
           case 3: {

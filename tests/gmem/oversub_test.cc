@@ -59,16 +59,6 @@ class OversubTest : public GmemTest {
   uint64_t total_ = 0;
 };
 
-// Adds `v` to every 32-bit word of [p, p + n) in the reference copy.
-void ModelAdd(uint8_t *p, size_t n, uint32_t v) {
-  for (size_t i = 0; i + 4 <= n; i += 4) {
-    uint32_t w;
-    memcpy(&w, p + i, 4);
-    w += v;
-    memcpy(p + i, &w, 4);
-  }
-}
-
 // 20 device passes over an array `factor` times larger than the device.
 class StreamTest : public OversubTest, public ::testing::WithParamInterface<int> {};
 
@@ -82,7 +72,7 @@ TEST_P(StreamTest, TwentyPassesByteExact) {
   for (int pass = 0; pass < 20; pass++) {
     for (size_t off = 0; off < size; off += kBlock)
       ASSERT_EQ(dev().Add(m.get() + off, kBlock, pass + 1), 0) << "pass " << pass;
-    ModelAdd(ref.data(), size, pass + 1);
+    gmem::AddToWords(ref.data(), size, pass + 1);
   }
   tgm_counters c1 = dev().Counters();
   EXPECT_LE(c1.resident, kLimit);
@@ -120,11 +110,11 @@ TEST_F(OversubTest, RandomAccessThreadsMatchModel) {
         switch (rng() % 4) {
           case 0:
             ret = dev(t % 2).Add(base + off, len, v);
-            ModelAdd(ref.data() + off, len, v);
+            gmem::AddToWords(ref.data() + off, len, v);
             break;
           case 1:
-            ModelAdd(base + off, len, v);
-            ModelAdd(ref.data() + off, len, v);
+            gmem::AddToWords(base + off, len, v);
+            gmem::AddToWords(ref.data() + off, len, v);
             break;
           case 2:
             if (dev(t % 2).Checksum(base + off, len, &ret) != Fnv(ref.data() + off, len) && !ret)
@@ -196,7 +186,7 @@ TEST_F(OversubTest, DriverRequestedEviction) {
   Pattern(m.get(), m.size(), 9);
   std::vector<uint8_t> ref(m.get(), m.get() + m.size());
   ASSERT_EQ(dev().Add(m.get(), m.size(), 3), 0);
-  ModelAdd(ref.data(), ref.size(), 3);
+  gmem::AddToWords(ref.data(), ref.size(), 3);
   tgm_counters c0 = dev().Counters();
   ASSERT_EQ(c0.resident, m.size());
   uint64_t freed = 0;
@@ -357,10 +347,10 @@ TEST_F(OversubTest, BlockFollowsTheFaultingDevice) {
   Pattern(m.get(), m.size(), 11);
   std::vector<uint8_t> ref(m.get(), m.get() + m.size());
   ASSERT_EQ(dev(0).Add(m.get(), m.size(), 1), 0);
-  ModelAdd(ref.data(), ref.size(), 1);
+  gmem::AddToWords(ref.data(), ref.size(), 1);
   tgm_counters a0 = dev(0).Counters(), b0 = dev(1).Counters();
   ASSERT_EQ(dev(1).Add(m.get(), m.size(), 2), 0);
-  ModelAdd(ref.data(), ref.size(), 2);
+  gmem::AddToWords(ref.data(), ref.size(), 2);
   tgm_counters a1 = dev(0).Counters(), b1 = dev(1).Counters();
   EXPECT_GE(a1.migrated_from - a0.migrated_from, 1u);
   EXPECT_GE(b1.migrated_to - b0.migrated_to, a1.migrated_from - a0.migrated_from);
@@ -394,7 +384,7 @@ int StreamInChild(uint32_t seed) {
   for (int pass = 0; pass < 5; pass++) {
     for (size_t off = 0; off < m.size(); off += kBlock)
       if (d.Add(m.get() + off, kBlock, seed + pass)) return 4;
-    ModelAdd(ref.data(), ref.size(), seed + pass);
+    gmem::AddToWords(ref.data(), ref.size(), seed + pass);
   }
   if (d.Checksum(m.get(), m.size()) != Fnv(ref.data(), ref.size())) return 5;
   return memcmp(m.get(), ref.data(), ref.size()) ? 6 : 0;
