@@ -3,7 +3,10 @@
 // counters show. The only KFD node without a GPU is the CPU, so the
 // thunk's node-addressed calls are checked moving data to host memory; the
 // raw hmadvise() wrapper addresses the device by its GMEM node id.
+// Forced onto the KFD backend, the same hints must round-trip through the
+// GPU-less /dev/kfd, whose SVM attributes live in GMEM (amdgpu.svm_gmem).
 #include <fcntl.h>
+#include <hsakmt.h>
 #include <linux/gmem.h>
 #include <linux/test_gmem.h>
 #include <sys/ioctl.h>
@@ -12,6 +15,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -23,6 +27,29 @@ namespace {
 
 constexpr size_t kBytes = 4 << 20;
 constexpr uint32_t kCpuNode = 0;
+constexpr const char *kSvmGmemParameter = "/sys/module/amdgpu/parameters/svm_gmem";
+
+// amdkfd picks a process's SVM backend at its first /dev/kfd open, so the
+// GMEM one is asked for before any test runs; 0 or -errno of the write.
+int WriteSvmGmem(const char *value) {
+  int fd = open(kSvmGmemParameter, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  int ret = write(fd, value, strlen(value)) < 0 ? -errno : 0;
+  close(fd);
+  return ret;
+}
+
+class SvmGmemEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { status = WriteSvmGmem("1\n"); }
+  void TearDown() override {
+    if (status == 0) WriteSvmGmem("0\n");
+  }
+  static inline int status = -ENOENT;
+};
+
+const ::testing::Environment *const kSvmGmem =
+    ::testing::AddGlobalTestEnvironment(new SvmGmemEnvironment);
 
 class ThunkOnGmem : public ::testing::Test {
  protected:
@@ -118,6 +145,92 @@ TEST_F(ThunkOnGmem, BadInputNeverReachesTheKernel) {
             HSAKMT_STATUS_MEMORY_ALIGNMENT);
   EXPECT_EQ(hsaKmtHMAdvise(999, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
             HSAKMT_STATUS_INVALID_NODE_UNIT);
+}
+
+class ThunkOnKfd : public ThunkOnGmem {
+ protected:
+  void SetUp() override {
+    if (SvmGmemEnvironment::status == -ENOENT)
+      GTEST_SKIP() << "kernel without CONFIG_HSA_AMD_SVM_GMEM: a GPU-less KFD refuses SET_ATTR";
+    ASSERT_EQ(SvmGmemEnvironment::status, 0) << strerror(-SvmGmemEnvironment::status);
+    ASSERT_EQ(setenv("GMEM_THUNK_BACKEND", "kfd", 1), 0);
+    ThunkOnGmem::SetUp();
+  }
+  void TearDown() override {
+    ThunkOnGmem::TearDown();
+    unsetenv("GMEM_THUNK_BACKEND");
+  }
+
+  // One SVM attribute of the buffer, read back through libhsakmt.
+  HSAuint32 SvmAttr(HSA_SVM_ATTR_TYPE type) {
+    HSA_SVM_ATTRIBUTE attr = {static_cast<HSAuint32>(type), 0};
+    EXPECT_EQ(hsaKmtSVMGetAttr(buffer_, kBytes, 1, &attr), HSAKMT_STATUS_SUCCESS);
+    return attr.value;
+  }
+
+  // GMEM's view of the buffer's attributes, as the simulated device sees it.
+  std::vector<tgm_range> GmemRanges() {
+    std::vector<tgm_range> ranges(8);
+    tgm_ranges query{};
+    query.addr = reinterpret_cast<uintptr_t>(buffer_);
+    query.len = kBytes;
+    query.ptr = reinterpret_cast<uintptr_t>(ranges.data());
+    query.max = ranges.size();
+    EXPECT_EQ(ioctl(device_, TGM_IOC_RANGES, &query), 0) << strerror(errno);
+    ranges.resize(std::min<size_t>(query.count, ranges.size()));
+    return ranges;
+  }
+};
+
+TEST_F(ThunkOnKfd, UsesTheKfdBackendWhenAsked) {
+  HSA_HMADVISE_BACKEND backend;
+  ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_KFD_SVM);
+}
+
+TEST_F(ThunkOnKfd, PreferredLocationRoundTrips) {
+  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFERRED_LOC),
+            HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  EXPECT_EQ(SvmAttr(HSA_SVM_ATTR_PREFERRED_LOC), 0u) << "system memory";
+  auto ranges = GmemRanges();
+  ASSERT_EQ(ranges.size(), 1u);
+  EXPECT_GE(ranges[0].preferred, 0) << "a host node in GMEM";
+
+  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_UNSET_PREFERRED_LOC),
+            HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  EXPECT_EQ(SvmAttr(HSA_SVM_ATTR_PREFERRED_LOC), 0xffffffffu);
+  for (const auto &r : GmemRanges()) EXPECT_EQ(r.preferred, -1);
+}
+
+TEST_F(ThunkOnKfd, ReadMostlyRoundTrips) {
+  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_READ_MOSTLY),
+            HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  EXPECT_TRUE(SvmAttr(HSA_SVM_ATTR_SET_FLAGS) & HSA_SVM_FLAG_GPU_READ_MOSTLY);
+  auto ranges = GmemRanges();
+  ASSERT_EQ(ranges.size(), 1u);
+  EXPECT_EQ(ranges[0].read_mostly, 1);
+
+  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_UNSET_READ_MOSTLY),
+            HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  EXPECT_FALSE(SvmAttr(HSA_SVM_ATTR_SET_FLAGS) & HSA_SVM_FLAG_GPU_READ_MOSTLY);
+  for (const auto &r : GmemRanges()) EXPECT_EQ(r.read_mostly, 0);
+}
+
+TEST_F(ThunkOnKfd, PrefetchToTheCpuNodeBringsDataBack) {
+  DeviceFill(0x5e);
+  tgm_counters before = Counters();
+  ASSERT_GE(before.resident, kBytes) << "the fill did not migrate to the device";
+  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
+            HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  EXPECT_EQ(SvmAttr(HSA_SVM_ATTR_PREFETCH_LOC), 0u) << "system memory";
+  tgm_counters after = Counters();
+  EXPECT_EQ(after.resident, before.resident - kBytes);
+  EXPECT_TRUE(BufferIs(0x5e));
 }
 
 }  // namespace
