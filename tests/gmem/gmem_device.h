@@ -120,6 +120,14 @@ class Device {
     return Ioctl(TGM_IOC_ADVISE, &a);
   }
   // The advised ranges of [addr, addr + len), as the driver sees them.
+  // Maps [addr, addr + len) without device faults (gm_as_map_range()).
+  int MapRange(uintptr_t addr, size_t len, bool write) {
+    tgm_map_range m = {};
+    m.addr = addr;
+    m.len = len;
+    m.write = write;
+    return Ioctl(TGM_IOC_MAP_RANGE, &m);
+  }
   int Ranges(uintptr_t addr, size_t len, std::vector<tgm_range> *out, uint32_t max = 64) {
     out->assign(max, tgm_range{});
     tgm_ranges q = {};

@@ -308,6 +308,112 @@ TEST_F(GmemTest, UnmappedIsEfault) {
   EXPECT_EQ(err, -EFAULT);
 }
 
+// Devices that cannot fault (gm_as_map_range()).
+
+// Device faults a checksum of [p, p + n) takes; its error in *err.
+uint64_t ChecksumFaults(Device &d, const void *p, size_t n, uint64_t *hash, int *err) {
+  uint64_t faults = 0;
+  *err = static_cast<gmem::Device &>(d).Checksum(p, n, hash, &faults);
+  return faults;
+}
+
+TEST_F(GmemTest, MapRangeNeedsNoDeviceFault) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 41);
+  uint64_t want = Fnv(m.get(), m.size());
+  tgm_counters before = dev().Counters();
+  ASSERT_EQ(dev().MapRange(m.addr(), m.size(), true), 0);
+  tgm_counters after = dev().Counters();
+  EXPECT_EQ(after.faults, before.faults) << "mapping is not faulting";
+  EXPECT_EQ(after.migrated_to, before.migrated_to + m.size() / kPage)
+      << "placed as a fault would: in device memory";
+  EXPECT_EQ(after.mapped_device, m.size() / kPage);
+  EXPECT_EQ(after.mapped_write, m.size() / kPage);
+
+  uint64_t hash = 0;
+  int err = 0;
+  EXPECT_EQ(ChecksumFaults(dev(), m.get(), m.size(), &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(hash, want);
+  uint64_t faults = 1;
+  EXPECT_EQ(static_cast<gmem::Device &>(dev()).Add(m.get(), m.size(), 1, &faults), 0);
+  EXPECT_EQ(faults, 0u) << "mapped writable";
+
+  // A CPU access takes the block back: the device must map it again.
+  m.get()[0] ^= 1;
+  EXPECT_GT(ChecksumFaults(dev(), m.get(), m.size(), &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+}
+
+TEST_F(GmemTest, MapRangePopulatesUntouchedMemoryInPlace) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_PREFERRED_LOC), 0);
+  tgm_counters before = dev().Counters();
+  ASSERT_EQ(dev().MapRange(m.addr(), m.size(), false), 0);
+  tgm_counters after = dev().Counters();
+  // Host memory preferred: the never-touched pages are faulted in on the
+  // host and mapped where they are, read-only as asked.
+  EXPECT_EQ(after.resident, before.resident);
+  EXPECT_EQ(after.mapped_host, m.size() / kPage);
+  EXPECT_EQ(after.mapped_write, 0u);
+  EXPECT_EQ(after.faults, before.faults);
+  uint64_t hash = 0;
+  int err = 0;
+  std::vector<uint8_t> zero(m.size(), 0);
+  EXPECT_EQ(ChecksumFaults(dev(), m.get(), m.size(), &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(hash, Fnv(zero.data(), zero.size()));
+}
+
+TEST_F(GmemTest, MapRangeOnlyMapsWhatWasAsked) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(Hmadvise(0, m.addr(), m.size(), HMADV_PREFERRED_LOC), 0);
+  // One page in the middle of a 2 MiB block.
+  ASSERT_EQ(dev().MapRange(m.addr() + kMiB, kPage, true), 0);
+  EXPECT_EQ(dev().Counters().mapped_host, 1u);
+  EXPECT_EQ(dev().Counters().mapped_write, 1u);
+}
+
+TEST_F(GmemTest, MapRangeMapsReadOnlyVmasReadOnly) {
+  Mapping ro(1 * kMiB, PROT_READ);
+  ASSERT_NE(ro.get(), nullptr);
+  ASSERT_EQ(dev().MapRange(ro.addr(), ro.size(), true), 0);
+  EXPECT_EQ(dev().Counters().mapped_write, 0u);
+  uint64_t hash = 0;
+  int err = 0;
+  EXPECT_EQ(ChecksumFaults(dev(), ro.get(), ro.size(), &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(dev().Fill(ro.get(), ro.size(), 1), -EACCES);
+
+  Mapping none(1 * kMiB, PROT_NONE);
+  ASSERT_NE(none.get(), nullptr);
+  EXPECT_EQ(dev().MapRange(none.addr(), none.size(), false), -EACCES);
+}
+
+TEST_F(GmemTest, MapRangeStopsAtTheFirstHoleOrNoAccess) {
+  Mapping m(3 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 7, m.size());
+  ASSERT_EQ(munmap(m.get() + kMiB, kMiB), 0);
+  EXPECT_EQ(dev().MapRange(m.addr(), m.size(), true), -EFAULT);
+  // What came before the hole is mapped.
+  uint64_t hash = 0;
+  int err = 0;
+  EXPECT_EQ(ChecksumFaults(dev(), m.get(), kMiB, &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+
+  ASSERT_EQ(Hmadvise(dev().hnid(), m.addr() + 2 * kMiB, kMiB, HMADV_NO_ACCESS), 0);
+  EXPECT_EQ(dev().MapRange(m.addr() + 2 * kMiB, kMiB, false), -EPERM);
+
+  EXPECT_EQ(dev().MapRange(m.addr() + 8, kPage, false), -EINVAL);
+  EXPECT_EQ(dev().MapRange(m.addr(), kPage - 1, false), -EINVAL);
+  EXPECT_EQ(dev().MapRange(m.addr(), 0, false), -EINVAL);
+  EXPECT_EQ(dev().MapRange(~uintptr_t{0} & ~(kPage - 1), 2 * kPage, false), -EINVAL);
+}
+
 TEST_F(GmemTest, MunmapWhileResident) {
   uint64_t r0 = dev().Counters().resident;
   Mapping m(4 * kMiB);
