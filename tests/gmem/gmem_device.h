@@ -120,6 +120,21 @@ class Device {
     return Ioctl(TGM_IOC_ADVISE, &a);
   }
   // The advised ranges of [addr, addr + len), as the driver sees them.
+  // Changes this device's driver bits and test_gmem's word on a range.
+  int RangeBits(uintptr_t addr, size_t len, uint32_t flags_mask, uint32_t flags, uint64_t word_mask,
+                uint64_t word) {
+    tgm_range_bits b = {};
+    b.addr = addr;
+    b.len = len;
+    b.flags_mask = flags_mask;
+    b.flags_value = flags;
+    b.word_mask = word_mask;
+    b.word_value = word;
+    return Ioctl(TGM_IOC_RANGE_BITS, &b);
+  }
+  // What the last pmap_enter() of this context got.
+  int LastMap(tgm_last_map *out) { return Ioctl(TGM_IOC_LAST_MAP, out); }
+
   // Maps [addr, addr + len) without device faults (gm_as_map_range()).
   int MapRange(uintptr_t addr, size_t len, bool write) {
     tgm_map_range m = {};

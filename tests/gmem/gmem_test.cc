@@ -414,6 +414,77 @@ TEST_F(GmemTest, MapRangeStopsAtTheFirstHoleOrNoAccess) {
   EXPECT_EQ(dev().MapRange(~uintptr_t{0} & ~(kPage - 1), 2 * kPage, false), -EINVAL);
 }
 
+// Driver state on ranges, handed to pmap_enter (struct gm_map_attrs).
+
+tgm_last_map LastMap(Device &d) {
+  tgm_last_map last = {};
+  EXPECT_EQ(d.LastMap(&last), 0);
+  return last;
+}
+
+TEST_F(GmemTest, PmapEnterGetsTheDriverStateOfTheRange) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 3, m.size());
+  ASSERT_EQ(dev().RangeBits(m.addr(), 2 * kMiB, 0xff, 0x5a, ~0ull, 0xabcdef0123ull), 0);
+  uint64_t hash = 0;
+  int err = 0;
+  ChecksumFaults(dev(), m.get(), kPage, &hash, &err);
+  ASSERT_EQ(err, 0);
+  tgm_last_map last = LastMap(dev());
+  EXPECT_EQ(last.va, m.addr());
+  EXPECT_EQ(last.npages, 2 * kMiB / kPage) << "one block, one call";
+  EXPECT_EQ(last.drv_flags, 0x5au);
+  EXPECT_EQ(last.word, 0xabcdef0123ull);
+  // The other block has none.
+  ChecksumFaults(dev(), m.get() + 2 * kMiB, kPage, &hash, &err);
+  ASSERT_EQ(err, 0);
+  last = LastMap(dev());
+  EXPECT_EQ(last.va, m.addr() + 2 * kMiB);
+  EXPECT_EQ(last.drv_flags, 0u);
+  EXPECT_EQ(last.word, 0u);
+  // The other device sees the word but not this device's bits.
+  ChecksumFaults(dev(1), m.get() + kPage, kPage, &hash, &err);
+  ASSERT_EQ(err, 0);
+  last = LastMap(dev(1));
+  EXPECT_EQ(last.drv_flags, 0u);
+  EXPECT_EQ(last.word, 0xabcdef0123ull);
+}
+
+TEST_F(GmemTest, ChangedDriverStateUnmapsOnlyWhatChanged) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 9, m.size());
+  ASSERT_EQ(dev().MapRange(m.addr(), m.size(), true), 0);
+  uint64_t mapped = dev().Counters().mapped_device;
+  ASSERT_EQ(mapped, m.size() / kPage);
+
+  // Setting what is already there changes nothing: the mapping stays.
+  ASSERT_EQ(dev().RangeBits(m.addr(), m.size(), 0x1, 0, 0x1, 0), 0);
+  EXPECT_EQ(dev().Counters().mapped_device, mapped);
+
+  // New bits on the first block: its PTEs go, the other block stays.
+  ASSERT_EQ(dev().RangeBits(m.addr(), 2 * kMiB, 0x1, 0x1, 0, 0), 0);
+  EXPECT_EQ(dev().Counters().mapped_device, mapped / 2);
+  uint64_t hash = 0;
+  int err = 0;
+  EXPECT_GT(ChecksumFaults(dev(), m.get(), 2 * kMiB, &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(LastMap(dev()).drv_flags, 0x1u);
+  EXPECT_EQ(ChecksumFaults(dev(), m.get() + 2 * kMiB, 2 * kMiB, &hash, &err), 0u);
+
+  // A word change reaches every device of the driver, here the second one.
+  ASSERT_EQ(dev(1).MapRange(m.addr(), 2 * kMiB, false), 0);
+  ASSERT_GT(dev(1).Counters().mapped_host + dev(1).Counters().mapped_device, 0u);
+  ASSERT_EQ(dev().RangeBits(m.addr(), 2 * kMiB, 0, 0, 0xf0, 0x70), 0);
+  EXPECT_EQ(dev(1).Counters().mapped_host + dev(1).Counters().mapped_device, 0u);
+  EXPECT_EQ(dev(1).MapRange(m.addr(), 2 * kMiB, false), 0);
+  EXPECT_EQ(LastMap(dev(1)).word, 0x70u);
+  // Data never changed along the way.
+  std::vector<uint8_t> want(m.size(), 9);
+  EXPECT_EQ(Fnv(m.get(), m.size()), Fnv(want.data(), want.size()));
+}
+
 TEST_F(GmemTest, MunmapWhileResident) {
   uint64_t r0 = dev().Counters().resident;
   Mapping m(4 * kMiB);
