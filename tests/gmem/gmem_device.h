@@ -135,6 +135,15 @@ class Device {
   // What the last pmap_enter() of this context got.
   int LastMap(tgm_last_map *out) { return Ioctl(TGM_IOC_LAST_MAP, out); }
 
+  // Keeps [addr, addr + len) mapped as a device that cannot fault would.
+  int KeepMapped(uintptr_t addr, size_t len, bool on) {
+    tgm_keep_mapped k = {};
+    k.addr = addr;
+    k.len = len;
+    k.on = on;
+    return Ioctl(TGM_IOC_KEEP_MAPPED, &k);
+  }
+
   // Maps [addr, addr + len) without device faults (gm_as_map_range()).
   int MapRange(uintptr_t addr, size_t len, bool write) {
     tgm_map_range m = {};

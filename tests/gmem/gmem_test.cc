@@ -485,6 +485,82 @@ TEST_F(GmemTest, ChangedDriverStateUnmapsOnlyWhatChanged) {
   EXPECT_EQ(Fnv(m.get(), m.size()), Fnv(want.data(), want.size()));
 }
 
+// Ranges a device that cannot fault keeps mapped: quiesce and restore.
+
+// Quiesces not followed by a resume. Contexts detached while quiesced
+// (earlier tests unmapping kept memory at exit) stay counted, so tests
+// compare against the figure they started with.
+int64_t Unresumed(Device &d) {
+  tgm_counters c = d.Counters();
+  return static_cast<int64_t>(c.quiesced - c.resumed);
+}
+
+// Polls until the device runs again after every new quiesce, up to 10 s.
+bool WaitForResume(Device &d, int64_t base) {
+  for (int i = 0; i < 1000; i++) {
+    if (Unresumed(d) == base) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+TEST_F(GmemTest, KeptRangesAreMappedAgainAfterCpuChanges) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 1, m.size());
+  int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(m.addr(), m.size(), true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  tgm_counters before = dev().Counters();
+  uint64_t hash = 0;
+  int err = 0;
+  EXPECT_EQ(ChecksumFaults(dev(), m.get(), m.size(), &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+
+  // The CPU takes one block back: the device stops before losing its PTEs.
+  m.get()[kMiB] = 7;
+  EXPECT_GT(dev().Counters().quiesced, before.quiesced);
+  ASSERT_TRUE(WaitForResume(dev(), base)) << "never resumed";
+  // Everything is mapped again, with the new data.
+  std::vector<uint8_t> want(m.size(), 1);
+  want[kMiB] = 7;
+  EXPECT_EQ(ChecksumFaults(dev(), m.get(), m.size(), &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(hash, Fnv(want.data(), want.size()));
+  EXPECT_EQ(dev().Counters().mapped_device + dev().Counters().mapped_host, m.size() / kPage);
+}
+
+TEST_F(GmemTest, OnlyChangesOfKeptRangesQuiesce) {
+  Mapping kept(2 * kMiB), other(2 * kMiB);
+  ASSERT_NE(kept.get(), nullptr);
+  ASSERT_NE(other.get(), nullptr);
+  memset(kept.get(), 2, kept.size());
+  memset(other.get(), 3, other.size());
+  int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(kept.addr(), kept.size(), true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  uint64_t quiesced = dev().Counters().quiesced;
+  // The device uses other memory too, but only kept memory stops it.
+  ASSERT_EQ(dev().Fill(other.get(), other.size(), 4), 0);
+  other.get()[0] = 5;
+  munmap(other.get(), other.size());
+  other.forget();
+  EXPECT_EQ(dev().Counters().quiesced, quiesced);
+  // No longer kept: a CPU change leaves the device running.
+  ASSERT_EQ(dev().KeepMapped(kept.addr(), kept.size(), false), 0);
+  kept.get()[0] = 6;
+  EXPECT_EQ(dev().Counters().quiesced, quiesced);
+  EXPECT_EQ(Unresumed(dev()), base);
+}
+
+TEST_F(GmemTest, KeepMappedNeedsAMappedRange) {
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(munmap(m.get() + kMiB, kMiB), 0);
+  EXPECT_EQ(dev().KeepMapped(m.addr(), m.size(), true), -EFAULT);
+  EXPECT_EQ(dev().KeepMapped(m.addr() + 1, kPage, true), -EINVAL);
+}
+
 TEST_F(GmemTest, MunmapWhileResident) {
   uint64_t r0 = dev().Counters().resident;
   Mapping m(4 * kMiB);
