@@ -530,6 +530,29 @@ TEST_F(GmemTest, KeptRangesAreMappedAgainAfterCpuChanges) {
   EXPECT_EQ(dev().Counters().mapped_device + dev().Counters().mapped_host, m.size() / kPage);
 }
 
+TEST_F(GmemTest, RestoreMapsPastMemoryItCannotMap) {
+  Mapping m(3 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 4, m.size());
+  int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(m.addr(), m.size(), true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  // The middle MiB becomes unreadable; the device still runs.
+  ASSERT_EQ(mprotect(m.get() + kMiB, kMiB, PROT_NONE), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  // A change behind it must still be mapped again.
+  m.get()[2 * kMiB + 5] = 9;
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  std::vector<uint8_t> want(kMiB, 4);
+  want[5] = 9;
+  uint64_t hash = 0;
+  int err = 0;
+  EXPECT_EQ(ChecksumFaults(dev(), m.get() + 2 * kMiB, kMiB, &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(hash, Fnv(want.data(), want.size()));
+  ASSERT_EQ(mprotect(m.get() + kMiB, kMiB, PROT_READ | PROT_WRITE), 0);
+}
+
 TEST_F(GmemTest, OnlyChangesOfKeptRangesQuiesce) {
   Mapping kept(2 * kMiB), other(2 * kMiB);
   ASSERT_NE(kept.get(), nullptr);
