@@ -22,34 +22,18 @@
 #include <gtest/gtest.h>
 
 #include "gmem/hsakmt_hmadvise.h"
+#include "kfd/kfd_fixture.h"
 
 namespace {
 
 constexpr size_t kBytes = 4 << 20;
 constexpr uint32_t kCpuNode = 0;
-constexpr const char *kSvmGmemParameter = "/sys/module/amdgpu/parameters/svm_gmem";
 
-// amdkfd picks a process's SVM backend at its first /dev/kfd open, so the
-// GMEM one is asked for before any test runs; 0 or -errno of the write.
-int WriteSvmGmem(const char *value) {
-  int fd = open(kSvmGmemParameter, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  int ret = write(fd, value, strlen(value)) < 0 ? -errno : 0;
-  close(fd);
-  return ret;
-}
-
-class SvmGmemEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override { status = WriteSvmGmem("1\n"); }
-  void TearDown() override {
-    if (status == 0) WriteSvmGmem("0\n");
-  }
-  static inline int status = -ENOENT;
-};
-
+// amdkfd picks a process's SVM backend at its first /dev/kfd open: the
+// GMEM one is asked for before any test runs, as in the kfd-gmem suite.
+using kfdtest::SvmBackendEnvironment;
 const ::testing::Environment *const kSvmGmem =
-    ::testing::AddGlobalTestEnvironment(new SvmGmemEnvironment);
+    ::testing::AddGlobalTestEnvironment(new SvmBackendEnvironment(true));
 
 class ThunkOnGmem : public ::testing::Test {
  protected:
@@ -82,6 +66,20 @@ class ThunkOnGmem : public ::testing::Test {
     ASSERT_EQ(ioctl(device_, TGM_IOC_FILL, &access), 0) << strerror(errno);
   }
 
+  // The device fills the buffer, then a prefetch hint to the CPU node
+  // through the active backend must bring all of it back.
+  void PrefetchToTheCpuNode(uint8_t value, tgm_counters *before, tgm_counters *after) {
+    DeviceFill(value);
+    *before = Counters();
+    ASSERT_GE(before->resident, kBytes) << "the fill did not migrate to the device";
+    ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
+              HSAKMT_STATUS_SUCCESS)
+        << hsaKmtGmemLastErrorMessage();
+    *after = Counters();
+    EXPECT_EQ(after->resident, before->resident - kBytes);
+    EXPECT_TRUE(BufferIs(value));
+  }
+
   bool BufferIs(uint8_t value) {
     const auto *bytes = static_cast<const uint8_t *>(buffer_);
     for (size_t i = 0; i < kBytes; ++i)
@@ -100,16 +98,10 @@ TEST_F(ThunkOnGmem, PicksTheSyscallBackend) {
 }
 
 TEST_F(ThunkOnGmem, PrefetchToTheCpuNodeBringsDataBack) {
-  DeviceFill(0x3c);
-  tgm_counters before = Counters();
-  ASSERT_GE(before.resident, kBytes) << "the fill did not migrate to the device";
-  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
-            HSAKMT_STATUS_SUCCESS)
-      << hsaKmtGmemLastErrorMessage();
-  tgm_counters after = Counters();
-  EXPECT_EQ(after.resident, before.resident - kBytes);
+  tgm_counters before, after;
+  PrefetchToTheCpuNode(0x3c, &before, &after);
+  if (HasFatalFailure()) return;
   EXPECT_GE(after.migrated_from, before.migrated_from + kBytes / 4096);  // pages
-  EXPECT_TRUE(BufferIs(0x3c));
   // Nothing came back through CPU faults: the hint moved it.
   EXPECT_EQ(Counters().migrated_from, after.migrated_from);
 }
@@ -150,9 +142,10 @@ TEST_F(ThunkOnGmem, BadInputNeverReachesTheKernel) {
 class ThunkOnKfd : public ThunkOnGmem {
  protected:
   void SetUp() override {
-    if (SvmGmemEnvironment::status == -ENOENT)
+    int status = SvmBackendEnvironment::status();
+    if (status == -ENOENT)
       GTEST_SKIP() << "kernel without CONFIG_HSA_AMD_SVM_GMEM: a GPU-less KFD refuses SET_ATTR";
-    ASSERT_EQ(SvmGmemEnvironment::status, 0) << strerror(-SvmGmemEnvironment::status);
+    ASSERT_EQ(status, 0) << strerror(-status);
     ASSERT_EQ(setenv("GMEM_THUNK_BACKEND", "kfd", 1), 0);
     ThunkOnGmem::SetUp();
   }
@@ -221,16 +214,10 @@ TEST_F(ThunkOnKfd, ReadMostlyRoundTrips) {
 }
 
 TEST_F(ThunkOnKfd, PrefetchToTheCpuNodeBringsDataBack) {
-  DeviceFill(0x5e);
-  tgm_counters before = Counters();
-  ASSERT_GE(before.resident, kBytes) << "the fill did not migrate to the device";
-  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
-            HSAKMT_STATUS_SUCCESS)
-      << hsaKmtGmemLastErrorMessage();
+  tgm_counters before, after;
+  PrefetchToTheCpuNode(0x5e, &before, &after);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(SvmAttr(HSA_SVM_ATTR_PREFETCH_LOC), 0u) << "system memory";
-  tgm_counters after = Counters();
-  EXPECT_EQ(after.resident, before.resident - kBytes);
-  EXPECT_TRUE(BufferIs(0x5e));
 }
 
 }  // namespace
