@@ -317,6 +317,39 @@ uint64_t ChecksumFaults(Device &d, const void *p, size_t n, uint64_t *hash, int 
   return faults;
 }
 
+// The simulated device updates its page table as a GPU driver does: only
+// with the table reserved by pmap_prepare(), and unmapping allocates and
+// may sleep. Faults, mapping without faults and read-only duplicates must
+// all reserve first; lockdep (on in the test kernel) checks the lock order.
+TEST_F(GmemTest, EveryPageTableUpdateIsReservedFirst) {
+  const size_t block = 2 * kMiB;
+  Mapping m(3 * block);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = reinterpret_cast<uint8_t *>((m.addr() + block - 1) & ~(block - 1));
+  Pattern(b, 2 * block, 9);
+  uint64_t want = Fnv(b, block);
+  tgm_counters a0 = dev(0).Counters(), b0 = dev(1).Counters();
+
+  EXPECT_EQ(dev(0).Checksum(b, block), want);  // device faults
+  ASSERT_EQ(dev(1).MapRange(reinterpret_cast<uintptr_t>(b) + block, block, true), 0);
+  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), block, HMADV_READ_MOSTLY), 0);
+  EXPECT_EQ(dev(1).Checksum(b, block), want);  // a read-only duplicate
+  tgm_counters a1 = dev(0).Counters(), b1 = dev(1).Counters();
+  EXPECT_GT(a1.pmap_enter, a0.pmap_enter);
+  EXPECT_GT(b1.pmap_enter, b0.pmap_enter);
+  EXPECT_GT(b1.duplicated, b0.duplicated);
+  EXPECT_GE(a1.pmap_prepare - a0.pmap_prepare, a1.pmap_enter - a0.pmap_enter);
+  EXPECT_GE(b1.pmap_prepare - b0.pmap_prepare, b1.pmap_enter - b0.pmap_enter);
+  EXPECT_EQ(a1.enter_unprepared, 0u);
+  EXPECT_EQ(b1.enter_unprepared, 0u);
+
+  // Unmapping goes through the sleeping pmap_release() of both devices.
+  ASSERT_EQ(munmap(m.get(), m.size()), 0);
+  m.forget();
+  EXPECT_GT(dev(0).Counters().pmap_release, a1.pmap_release);
+  EXPECT_GT(dev(1).Counters().pmap_release, b1.pmap_release);
+}
+
 TEST_F(GmemTest, MapRangeNeedsNoDeviceFault) {
   Mapping m(4 * kMiB);
   ASSERT_NE(m.get(), nullptr);
