@@ -563,6 +563,34 @@ TEST_F(GmemTest, KeptRangesAreMappedAgainAfterCpuChanges) {
   EXPECT_EQ(dev().Counters().mapped_device + dev().Counters().mapped_host, m.size() / kPage);
 }
 
+// New driver state for kept memory (amdkfd's SVM flags change the memory
+// type of GPU PTEs) takes the PTEs away like a CPU change: the device stops
+// first and runs again once the range is mapped with the new state.
+TEST_F(GmemTest, KeptRangesAreMappedAgainWithNewDriverState) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 3, m.size());
+  int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(m.addr(), m.size(), true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  tgm_counters before = dev().Counters();
+
+  ASSERT_EQ(dev().RangeBits(m.addr(), 2 * kMiB, 0x1, 0x1, 0, 0), 0);
+  EXPECT_GT(dev().Counters().quiesced, before.quiesced) << "PTEs went while running";
+  ASSERT_TRUE(WaitForResume(dev(), base)) << "never resumed";
+  EXPECT_EQ(dev().Counters().mapped_device + dev().Counters().mapped_host, m.size() / kPage);
+  uint64_t hash = 0;
+  int err = 0;
+  EXPECT_EQ(ChecksumFaults(dev(), m.get(), m.size(), &hash, &err), 0u);
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(hash, Fnv(m.get(), m.size()));
+
+  // The same bits again change nothing: no stop.
+  uint64_t quiesced = dev().Counters().quiesced;
+  ASSERT_EQ(dev().RangeBits(m.addr(), 2 * kMiB, 0x1, 0x1, 0, 0), 0);
+  EXPECT_EQ(dev().Counters().quiesced, quiesced);
+}
+
 TEST_F(GmemTest, RestoreMapsPastMemoryItCannotMap) {
   Mapping m(3 * kMiB);
   ASSERT_NE(m.get(), nullptr);
