@@ -350,6 +350,43 @@ TEST_F(GmemTest, EveryPageTableUpdateIsReservedFirst) {
   EXPECT_GT(dev(1).Counters().pmap_release, b1.pmap_release);
 }
 
+// Device 1 allocates its device pages itself, as a GPU driver sharing its
+// memory through TTM does; device 0 leaves that to GMEM. Data must come
+// back byte-exact through the pages the driver chose, and every page it
+// handed out is given back once the memory is gone.
+TEST_F(GmemTest, DriverAllocatedDevicePages) {
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), m.size(), 77);
+  std::vector<uint8_t> want(m.get(), m.get() + m.size());
+  tgm_counters a0 = dev(0).Counters(), b0 = dev(1).Counters();
+
+  ASSERT_EQ(dev(1).Add(m.get(), m.size(), 3), 0);  // migrates, then writes
+  tgm_counters b1 = dev(1).Counters();
+  EXPECT_EQ(b1.own_allocs - b0.own_allocs, m.size() / kPage);
+  EXPECT_EQ(b1.migrated_to - b0.migrated_to, m.size() / kPage);
+  EXPECT_EQ(dev(0).Counters().own_allocs, a0.own_allocs) << "device 0 uses GMEM's allocator";
+  EXPECT_EQ(a0.own_allocs, 0u);
+
+  // Back to the CPU: every byte went through the driver's pages.
+  for (size_t i = 0; i < want.size(); i += 4) {
+    uint32_t word;
+    memcpy(&word, &want[i], 4);
+    word += 3;
+    memcpy(&want[i], &word, 4);
+  }
+  EXPECT_EQ(Fnv(m.get(), m.size()), Fnv(want.data(), want.size()));
+  EXPECT_EQ(dev(1).Counters().own_frees - b0.own_frees, m.size() / kPage);
+
+  // And again into the device, then gone with the mapping.
+  EXPECT_EQ(dev(1).Checksum(m.get(), m.size()), Fnv(want.data(), want.size()));
+  ASSERT_EQ(munmap(m.get(), m.size()), 0);
+  m.forget();
+  tgm_counters b2 = dev(1).Counters();
+  EXPECT_EQ(b2.own_allocs - b0.own_allocs, 2 * m.size() / kPage);
+  EXPECT_EQ(b2.own_frees, b2.own_allocs) << "pages never given back";
+}
+
 TEST_F(GmemTest, MapRangeNeedsNoDeviceFault) {
   Mapping m(4 * kMiB);
   ASSERT_NE(m.get(), nullptr);
