@@ -365,6 +365,9 @@ TEST_F(GmemTest, DriverAllocatedDevicePages) {
   tgm_counters b1 = dev(1).Counters();
   EXPECT_EQ(b1.own_allocs - b0.own_allocs, m.size() / kPage);
   EXPECT_EQ(b1.migrated_to - b0.migrated_to, m.size() / kPage);
+  // The driver may not sleep while allocating: GMEM asks it first.
+  EXPECT_GT(b1.own_reserves, b0.own_reserves);
+  EXPECT_EQ(b1.own_unreserved, b0.own_unreserved) << "allocated without a reservation";
   EXPECT_EQ(dev(0).Counters().own_allocs, a0.own_allocs) << "device 0 uses GMEM's allocator";
   EXPECT_EQ(a0.own_allocs, 0u);
 
