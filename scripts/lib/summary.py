@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 def suite_of(name):
     """Suites of the summary, from the dotted ctest name."""
     for prefix, suite in (("kernel.kunit.", "kunit"), ("guest.hmm-tests.", "hmm-tests"),
-                          ("guest.kfd.", "kfd"), ("guest.kfd-gmem.", "kfd")):
+                          ("guest.kfd.", "kfd")):
         if name.startswith(prefix):
             return suite
     return name.split(".", 1)[0]

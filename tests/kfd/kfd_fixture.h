@@ -93,36 +93,6 @@ struct AlignedBuffer {
   size_t size;
 };
 
-// amdgpu.svm_gmem: the SVM backend of KFD processes created from now on.
-constexpr const char *kSvmGmemParameter = "/sys/module/amdgpu/parameters/svm_gmem";
-
-// Writes the parameter; -errno, -ENOENT on kernels without the option.
-inline int SelectSvmBackend(bool gmem) {
-  int fd = open(kSvmGmemParameter, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  ssize_t n = write(fd, gmem ? "1\n" : "0\n", 2);
-  int ret = n < 0 ? -errno : 0;
-  close(fd);
-  return ret;
-}
-
-// Chooses the backend before the first test opens /dev/kfd: KFD creates
-// one process per mm at the first open and keeps its backend for good.
-class SvmBackendEnvironment : public ::testing::Environment {
- public:
-  explicit SvmBackendEnvironment(bool gmem) : gmem_(gmem) {}
-  void SetUp() override { status_ = SelectSvmBackend(gmem_); }
-  void TearDown() override {
-    if (gmem_ && status_ == 0) SelectSvmBackend(false);
-  }
-  // 0 when the backend was selected, else -errno of the parameter write.
-  static int status() { return status_; }
-
- private:
-  bool gmem_;
-  static inline int status_ = -ENOENT;
-};
-
 }  // namespace kfdtest
 
 #endif  // GMEM_TESTS_KFD_KFD_FIXTURE_H

@@ -1,5 +1,5 @@
-// AMDKFD_IOC_SVM with the attributes in GMEM (amdgpu.svm_gmem=1) on a
-// machine without an AMD GPU: SET_ATTR/GET_ATTR round trips with system
+// AMDKFD_IOC_SVM, whose attributes live in GMEM, on a machine without an
+// AMD GPU: SET_ATTR/GET_ATTR round trips with system
 // memory locations, split and munmap semantics, bad input, and the one
 // store hmadvise() shares. Written from include/uapi/linux/kfd_ioctl.h.
 #include <sys/mman.h>
@@ -15,9 +15,6 @@ using kfdtest::kDefaultFlags;
 using kfdtest::kDefaultGranularity;
 using kfdtest::kUndefinedLocation;
 
-const ::testing::Environment *const kBackend =
-    ::testing::AddGlobalTestEnvironment(new kfdtest::SvmBackendEnvironment(true));
-
 constexpr uint32_t kSysmem = KFD_IOCTL_SVM_LOCATION_SYSMEM;
 constexpr size_t kPage = 4096;
 
@@ -25,13 +22,6 @@ using Attrs = std::vector<kfd_ioctl_svm_attribute>;
 
 class KfdGmemSvm : public KfdTest {
  protected:
-  void SetUp() override {
-    int status = kfdtest::SvmBackendEnvironment::status();
-    if (status == -ENOENT) GTEST_SKIP() << "kernel without CONFIG_HSA_AMD_SVM_GMEM";
-    ASSERT_EQ(status, 0) << "svm_gmem=1: " << strerror(-status);
-    KfdTest::SetUp();
-  }
-
   // A private anonymous mapping of `pages` pages, unmapped at the end.
   uint64_t Map(size_t pages) {
     void *p = mmap(nullptr, pages * kPage, PROT_READ | PROT_WRITE,

@@ -4,7 +4,7 @@
 // thunk's node-addressed calls are checked moving data to host memory; the
 // raw hmadvise() wrapper addresses the device by its GMEM node id.
 // Forced onto the KFD backend, the same hints must round-trip through the
-// GPU-less /dev/kfd, whose SVM attributes live in GMEM (amdgpu.svm_gmem).
+// GPU-less /dev/kfd, whose SVM attributes live in GMEM.
 #include <fcntl.h>
 #include <hsakmt.h>
 #include <linux/gmem.h>
@@ -22,18 +22,11 @@
 #include <gtest/gtest.h>
 
 #include "gmem/hsakmt_hmadvise.h"
-#include "kfd/kfd_fixture.h"
 
 namespace {
 
 constexpr size_t kBytes = 4 << 20;
 constexpr uint32_t kCpuNode = 0;
-
-// amdkfd picks a process's SVM backend at its first /dev/kfd open: the
-// GMEM one is asked for before any test runs, as in the kfd-gmem suite.
-using kfdtest::SvmBackendEnvironment;
-const ::testing::Environment *const kSvmGmem =
-    ::testing::AddGlobalTestEnvironment(new SvmBackendEnvironment(true));
 
 class ThunkOnGmem : public ::testing::Test {
  protected:
@@ -142,10 +135,6 @@ TEST_F(ThunkOnGmem, BadInputNeverReachesTheKernel) {
 class ThunkOnKfd : public ThunkOnGmem {
  protected:
   void SetUp() override {
-    int status = SvmBackendEnvironment::status();
-    if (status == -ENOENT)
-      GTEST_SKIP() << "kernel without CONFIG_HSA_AMD_SVM_GMEM: a GPU-less KFD refuses SET_ATTR";
-    ASSERT_EQ(status, 0) << strerror(-status);
     ASSERT_EQ(setenv("GMEM_THUNK_BACKEND", "kfd", 1), 0);
     ThunkOnGmem::SetUp();
   }
