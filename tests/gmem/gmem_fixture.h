@@ -24,7 +24,7 @@ constexpr size_t kPage = gmem::kPageSize;
 using gmem::Hmadvise;
 using gmem::kMiB;
 
-uint64_t Fnv(const void *p, size_t n) { return gmem::Fnv1a(p, n); }
+inline uint64_t Fnv(const void *p, size_t n) { return gmem::Fnv1a(p, n); }
 
 // The shared device view, with the shapes these tests read best in.
 class Device : public gmem::Device {
@@ -48,7 +48,7 @@ class Device : public gmem::Device {
   int hnid() { return static_cast<int>(Counters().hnid); }
 };
 
-std::string ReadSysfs(int hnid, const char *file) {
+inline std::string ReadSysfs(int hnid, const char *file) {
   std::ifstream in("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/" + file);
   std::string s;
   std::getline(in, s);
@@ -77,7 +77,7 @@ class Mapping {
   size_t len_;
 };
 
-void Pattern(uint8_t *p, size_t n, uint32_t seed) {
+inline void Pattern(uint8_t *p, size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   for (size_t i = 0; i < n; i++) p[i] = static_cast<uint8_t>(rng());
 }
