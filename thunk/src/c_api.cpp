@@ -23,6 +23,7 @@ struct Library {
   std::unique_ptr<Session> session;
   testing::KernelFactory kernel_factory;
   std::string sysfs_root = "/sys";
+  std::string hsa_runtime;  // set by the tests; empty: environment or default
 };
 
 // Never destroyed: a program that forgets hsaKmtGmemClose() must not have
@@ -83,6 +84,11 @@ void set_sysfs_root(std::string sysfs_root) {
   library().sysfs_root = sysfs_root.empty() ? "/sys" : std::move(sysfs_root);
 }
 
+void set_hsa_runtime(std::string runtime_library) {
+  std::unique_lock lock(library().mutex);
+  library().hsa_runtime = std::move(runtime_library);
+}
+
 }  // namespace testing
 }  // namespace gmem::thunk
 
@@ -105,6 +111,11 @@ HSAKMT_STATUS hsaKmtGmemOpen(void) {
   Status status = parse_backend_request(std::getenv(kBackendEnvironmentVariable),
                                         &options.request);
   if (!status.ok()) return finish(status);
+  const char* runtime = std::getenv(kHsaRuntimeEnvironmentVariable);
+  if (!lib.hsa_runtime.empty())
+    options.hsa_runtime = lib.hsa_runtime;
+  else if (runtime != nullptr && runtime[0] != '\0')
+    options.hsa_runtime = runtime;
 
   std::unique_ptr<KernelInterface> kernel =
       lib.kernel_factory ? lib.kernel_factory() : make_system_kernel_interface();
@@ -137,9 +148,11 @@ HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND* Backend) {
     *Backend = HSA_HMADVISE_BACKEND_NONE;
     return finish(Status::success());
   }
-  *Backend = lib.session->backend() == gmem::thunk::Backend::syscall
-                 ? HSA_HMADVISE_BACKEND_SYSCALL
-                 : HSA_HMADVISE_BACKEND_KFD_SVM;
+  switch (lib.session->backend()) {
+    case gmem::thunk::Backend::syscall: *Backend = HSA_HMADVISE_BACKEND_SYSCALL; break;
+    case gmem::thunk::Backend::rocr_svm: *Backend = HSA_HMADVISE_BACKEND_ROCR_SVM; break;
+    case gmem::thunk::Backend::kfd_svm: *Backend = HSA_HMADVISE_BACKEND_KFD_SVM; break;
+  }
   return finish(Status::success());
 }
 

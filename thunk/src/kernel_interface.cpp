@@ -6,7 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if GMEM_THUNK_HAVE_LIBHSAKMT
 #include <hsakmt.h>
+#endif
 
 #include "gmem/hmadvise_abi.h"
 
@@ -27,6 +29,7 @@ class SystemKernelInterface final : public KernelInterface {
     return ::madvise(start, len, advice) == 0 ? 0 : errno;
   }
 
+#if GMEM_THUNK_HAVE_LIBHSAKMT
   HSAKMT_STATUS open_kfd() override { return hsaKmtOpenKFD(); }
   HSAKMT_STATUS close_kfd() override { return hsaKmtCloseKFD(); }
 
@@ -60,6 +63,28 @@ class SystemKernelInterface final : public KernelInterface {
     *os_error = status == HSAKMT_STATUS_SUCCESS ? 0 : errno;
     return status;
   }
+#else
+  // Built without a public libhsakmt (ROCm 6.3 and later): the kfd backend
+  // is absent and its open fails, so selection moves on or explains.
+  HSAKMT_STATUS open_kfd() override { return HSAKMT_STATUS_NOT_SUPPORTED; }
+  HSAKMT_STATUS close_kfd() override { return HSAKMT_STATUS_NOT_SUPPORTED; }
+  HSAKMT_STATUS get_kfd_version(HsaVersionInfo*) override {
+    return HSAKMT_STATUS_NOT_SUPPORTED;
+  }
+  HSAKMT_STATUS acquire_system_properties(HsaSystemProperties*) override {
+    return HSAKMT_STATUS_NOT_SUPPORTED;
+  }
+  HSAKMT_STATUS svm_set_attr(void*, HSAuint64, unsigned int, HSA_SVM_ATTRIBUTE*,
+                             int* os_error) override {
+    *os_error = 0;
+    return HSAKMT_STATUS_NOT_SUPPORTED;
+  }
+  HSAKMT_STATUS svm_get_attr(void*, HSAuint64, unsigned int, HSA_SVM_ATTRIBUTE*,
+                             int* os_error) override {
+    *os_error = 0;
+    return HSAKMT_STATUS_NOT_SUPPORTED;
+  }
+#endif
 };
 
 }  // namespace

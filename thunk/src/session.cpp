@@ -140,23 +140,27 @@ Status parse_backend_request(const char* text, BackendRequest* request) {
     *request = BackendRequest::automatic;
   } else if (value == "syscall") {
     *request = BackendRequest::syscall;
+  } else if (value == "rocr") {
+    *request = BackendRequest::rocr_svm;
   } else if (value == "kfd") {
     *request = BackendRequest::kfd_svm;
   } else {
     return Status::failure(HSAKMT_STATUS_INVALID_PARAMETER,
                            std::string(kBackendEnvironmentVariable) + "=\"" +
-                               value + "\": expected auto, syscall or kfd");
+                               value + "\": expected auto, syscall, rocr or kfd");
   }
   return Status::success();
 }
 
 Session::Session(KernelInterface& kernel, Topology topology, Backend backend,
-                 bool kfd_opened, std::size_t page_size)
+                 bool kfd_opened, std::size_t page_size,
+                 std::unique_ptr<RocrRuntime> rocr)
     : kernel_(kernel),
       topology_(std::move(topology)),
       backend_(backend),
       kfd_opened_(kfd_opened),
-      page_size_(page_size) {}
+      page_size_(page_size),
+      rocr_(std::move(rocr)) {}
 
 Session::~Session() {
   if (kfd_opened_) kernel_.close_kfd();
@@ -169,39 +173,141 @@ Status Session::open(KernelInterface& kernel, const SessionOptions& options,
   Status status = Topology::load(options.sysfs_root, &topology);
   if (!status.ok()) return status;
 
-  std::string syscall_outcome;
-  if (options.request != BackendRequest::kfd_svm) {
+  // Earlier backends' reasons, so a final failure explains every one.
+  std::string outcomes;
+  const BackendRequest request = options.request;
+  if (request == BackendRequest::automatic || request == BackendRequest::syscall) {
     if (probe_hmadvise(kernel, options.sysfs_root, report)) {
       note(report, "backend: syscall");
       session->reset(new Session(kernel, std::move(topology), Backend::syscall,
-                                 false, options.page_size));
+                                 false, options.page_size, nullptr));
       return Status::success();
     }
-    if (options.request == BackendRequest::syscall)
+    if (request == BackendRequest::syscall)
       return Status::failure(
           HSAKMT_STATUS_NOT_SUPPORTED,
           std::string(kBackendEnvironmentVariable) +
               "=syscall, but this kernel has no hmadvise system call "
               "(no GMEM sysfs directory, or the probe returned ENOSYS)");
-    syscall_outcome = "no hmadvise system call, and ";
+    outcomes = "no hmadvise system call; ";
+  }
+
+  if (request == BackendRequest::automatic || request == BackendRequest::rocr_svm) {
+    std::unique_ptr<RocrRuntime> rocr;
+    status = RocrRuntime::open(options.hsa_runtime, &rocr);
+    if (status.ok()) status = rocr->check_svm_supported();
+    if (status.ok()) {
+      note(report, "ROCr: " + options.hsa_runtime + " with " +
+                       std::to_string(rocr->agent_count()) + " agents, SVM usable");
+      note(report, "backend: rocr");
+      session->reset(new Session(kernel, std::move(topology), Backend::rocr_svm,
+                                 false, options.page_size, std::move(rocr)));
+      return Status::success();
+    }
+    note(report, "ROCr: " + status.message);
+    if (request == BackendRequest::rocr_svm) {
+      status.message = "ROCr SVM backend unusable: " + status.message;
+      return status;
+    }
+    outcomes += "ROCr SVM backend unusable: " + status.message + "; ";
   }
 
   status = open_kfd_svm(kernel, topology, options.page_size, report);
   if (!status.ok()) {
-    status.message = syscall_outcome + "KFD SVM backend unusable: " + status.message;
+    status.message = outcomes + "KFD SVM backend unusable: " + status.message;
     return status;
   }
   note(report, "backend: kfd");
   session->reset(new Session(kernel, std::move(topology), Backend::kfd_svm,
-                             true, options.page_size));
+                             true, options.page_size, nullptr));
   return Status::success();
 }
 
-Status Session::advise(const AdviceRequest& request) {
-  Plan plan;
-  Status status = plan_advice(request, topology_, backend_, page_size_, &plan);
-  if (!status.ok()) return status;
+Status Session::plan(const AdviceRequest& request, Plan* plan) const {
+  Status status = plan_advice(request, topology_, backend_, page_size_, plan);
+  if (!status.ok() || backend_ != Backend::rocr_svm) return status;
+  // A node ROCr does not list is refused before anything is called, like
+  // any other bad node.
+  auto check = [&](std::uint32_t node_id) {
+    hsa_agent_t agent;
+    return agent_for(node_id, &agent);
+  };
+  if (const auto* call = std::get_if<RocrPrefetchCall>(plan)) return check(call->node_id);
+  if (const auto* call = std::get_if<RocrSetAttributesCall>(plan)) {
+    for (const RocrAttribute& attribute : call->attributes) {
+      if (!attribute.names_agent || attribute.node_id == HSA_HMADVISE_NO_NODE) continue;
+      status = check(attribute.node_id);
+      if (!status.ok()) return status;
+    }
+  }
+  return Status::success();
+}
 
+Status Session::agent_for(std::uint32_t node_id, hsa_agent_t* agent) const {
+  if (rocr_ != nullptr && rocr_->agent_for_node(node_id, agent)) return Status::success();
+  return Status::failure(HSAKMT_STATUS_INVALID_NODE_UNIT,
+                         "KFD node " + std::to_string(node_id) +
+                             " has no ROCr agent (hidden by "
+                             "ROCR_VISIBLE_DEVICES, or not supported by this "
+                             "ROCm)");
+}
+
+Status Session::execute_rocr(const RocrSetAttributesCall& call) {
+  std::vector<hsa_amd_svm_attribute_pair_t> pairs;
+  std::string described;
+  for (const RocrAttribute& attribute : call.attributes) {
+    std::uint64_t value = attribute.value;
+    if (attribute.names_agent) {
+      hsa_agent_t agent{0};  // the null agent: "no location"
+      if (attribute.node_id != HSA_HMADVISE_NO_NODE) {
+        Status status = agent_for(attribute.node_id, &agent);
+        if (!status.ok()) return status;
+      }
+      value = agent.handle;
+    }
+    pairs.push_back({attribute.attribute, value});
+    if (!described.empty()) described += ", ";
+    described += std::string(rocr_attribute_name(attribute.attribute)) + "=" +
+                 (attribute.names_agent
+                      ? (attribute.node_id == HSA_HMADVISE_NO_NODE
+                             ? std::string("no agent")
+                             : "agent of KFD node " + std::to_string(attribute.node_id))
+                      : std::to_string(attribute.value));
+  }
+  Status status = rocr_->set_attributes(reinterpret_cast<void*>(call.start),
+                                        static_cast<std::size_t>(call.size),
+                                        pairs.data(), pairs.size());
+  if (!status.ok())
+    status.message = "hsa_amd_svm_attributes_set(" + hex(call.start) + ", " +
+                     hex(call.size) + ", {" + described + "}): " + status.message;
+  return status;
+}
+
+Status Session::execute_rocr(const RocrPrefetchCall& call) {
+  hsa_agent_t agent;
+  Status status = agent_for(call.node_id, &agent);
+  if (!status.ok()) return status;
+  status = rocr_->prefetch(reinterpret_cast<void*>(call.start),
+                           static_cast<std::size_t>(call.size), agent);
+  if (!status.ok())
+    status.message = "prefetch of " + hex(call.start) + ", " + hex(call.size) +
+                     " to KFD node " + std::to_string(call.node_id) + ": " +
+                     status.message;
+  return status;
+}
+
+Status Session::advise(const AdviceRequest& request) {
+  Plan planned;
+  Status status = plan(request, &planned);
+  if (!status.ok()) return status;
+  return execute(planned);
+}
+
+Status Session::execute(const Plan& plan) {
+  if (const auto* call = std::get_if<RocrSetAttributesCall>(&plan))
+    return execute_rocr(*call);
+  if (const auto* call = std::get_if<RocrPrefetchCall>(&plan))
+    return execute_rocr(*call);
   if (const auto* call = std::get_if<SyscallCall>(&plan)) {
     int error = kernel_.hmadvise(call->hnid, call->start, call->len,
                                  call->behavior);

@@ -15,5 +15,8 @@ using KernelFactory = std::function<std::unique_ptr<KernelInterface>()>;
 // An empty factory / root restores the real kernel / "/sys".
 void set_kernel_factory(KernelFactory factory);
 void set_sysfs_root(std::string sysfs_root);
+// The HSA runtime the next open loads; empty restores the default
+// (GMEM_THUNK_HSA_RUNTIME, else libhsa-runtime64.so.1).
+void set_hsa_runtime(std::string library);
 
 }  // namespace gmem::thunk::testing

@@ -7,6 +7,8 @@
 
 #include <sys/mman.h>
 
+#include <hsa/hsa_ext_amd.h>
+
 #include "gmem/hmadvise_abi.h"
 
 namespace gmem::thunk {
@@ -164,6 +166,80 @@ Status plan_kfd(const HintSpec& spec, const TopologyNode* node,
   return Status::success();
 }
 
+RocrAttribute agent_attribute(std::uint64_t attribute, std::uint32_t node_id) {
+  return RocrAttribute{attribute, true, node_id, 0};
+}
+
+RocrAttribute value_attribute(std::uint64_t attribute, std::uint64_t value) {
+  return RocrAttribute{attribute, false, 0, value};
+}
+
+Status plan_rocr(const HintSpec& spec, const TopologyNode* node,
+                 const Topology& topology, std::uintptr_t start,
+                 std::uint64_t length, Plan* plan) {
+  if (node == nullptr) {
+    *plan = MadviseCall{start, static_cast<std::size_t>(length), MADV_DONTNEED};
+    return Status::success();
+  }
+
+  RocrSetAttributesCall call{start, length, {}};
+  switch (spec.hint) {
+    case HSA_HMADVISE_PREFETCH:
+      // ROCr refuses PREFETCH_LOCATION in attributes_set: prefetching is
+      // its own call.
+      *plan = RocrPrefetchCall{start, length, node->node_id};
+      return Status::success();
+    case HSA_HMADVISE_DONTNEED: {
+      const TopologyNode* system_memory = topology.system_memory_node();
+      if (system_memory == nullptr)
+        return Status::failure(HSAKMT_STATUS_ERROR,
+                               "KFD topology has no CPU node to stand for "
+                               "system memory");
+      *plan = RocrPrefetchCall{start, length, system_memory->node_id};
+      return Status::success();
+    }
+    case HSA_HMADVISE_PREFERRED_LOC:
+      call.attributes.push_back(
+          agent_attribute(HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, node->node_id));
+      break;
+    case HSA_HMADVISE_UNSET_PREFERRED_LOC:
+      call.attributes.push_back(agent_attribute(
+          HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, HSA_HMADVISE_NO_NODE));
+      break;
+    case HSA_HMADVISE_ACCESSED_BY:
+      call.attributes.push_back(agent_attribute(
+          HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE, node->node_id));
+      break;
+    case HSA_HMADVISE_UNSET_ACCESSED_BY:
+    case HSA_HMADVISE_UNSET_NO_ACCESS:
+      call.attributes.push_back(
+          agent_attribute(HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE, node->node_id));
+      break;
+    case HSA_HMADVISE_NO_ACCESS:
+      call.attributes.push_back(
+          agent_attribute(HSA_AMD_SVM_ATTRIB_AGENT_NO_ACCESS, node->node_id));
+      break;
+    case HSA_HMADVISE_READ_MOSTLY:
+      call.attributes.push_back(value_attribute(HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 1));
+      break;
+    case HSA_HMADVISE_UNSET_READ_MOSTLY:
+      call.attributes.push_back(value_attribute(HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 0));
+      break;
+    case HSA_HMADVISE_PIN:
+    case HSA_HMADVISE_UNPIN:
+      *plan = NoEquivalent{
+          std::string(spec.name) +
+          " has no ROCr SVM equivalent: a stock KFD kernel cannot pin a "
+          "range to a node (KFD may always migrate or evict it). Nothing was "
+          "changed. It needs a GMEM kernel (hmadvise system call)."};
+      return Status::success();
+    case HSA_HMADVISE_HINT_SIZE:
+      return invalid("unknown hint value");
+  }
+  *plan = std::move(call);
+  return Status::success();
+}
+
 Status plan_syscall(const HintSpec& spec, const TopologyNode* node,
                     std::uintptr_t start, std::uint64_t length, Plan* plan) {
   int hnid = GMEM_HMADV_NO_NODE;
@@ -232,6 +308,8 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
 
   if (backend == Backend::syscall)
     return plan_syscall(*spec, node, request.start, length, plan);
+  if (backend == Backend::rocr_svm)
+    return plan_rocr(*spec, node, topology, request.start, length, plan);
   return plan_kfd(*spec, node, topology, request.start, length, plan);
 }
 
@@ -260,7 +338,26 @@ std::vector<HSA_HMADVISE_HINT> all_hints() {
 }
 
 const char* backend_name(Backend backend) {
-  return backend == Backend::syscall ? "syscall" : "kfd";
+  switch (backend) {
+    case Backend::syscall: return "syscall";
+    case Backend::rocr_svm: return "rocr";
+    case Backend::kfd_svm: return "kfd";
+  }
+  return "unknown";
+}
+
+const char* rocr_attribute_name(std::uint64_t attribute) {
+  switch (attribute) {
+    case HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION: return "HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION";
+    case HSA_AMD_SVM_ATTRIB_READ_MOSTLY: return "HSA_AMD_SVM_ATTRIB_READ_MOSTLY";
+    case HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE: return "HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE";
+    case HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE:
+      return "HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE";
+    case HSA_AMD_SVM_ATTRIB_AGENT_NO_ACCESS: return "HSA_AMD_SVM_ATTRIB_AGENT_NO_ACCESS";
+    case HSA_AMD_SVM_ATTRIB_MIGRATION_GRANULARITY:
+      return "HSA_AMD_SVM_ATTRIB_MIGRATION_GRANULARITY";
+  }
+  return "unknown";
 }
 
 const char* syscall_behavior_name(int behavior) {

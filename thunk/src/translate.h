@@ -16,7 +16,7 @@
 
 namespace gmem::thunk {
 
-enum class Backend { syscall, kfd_svm };
+enum class Backend { syscall, rocr_svm, kfd_svm };
 
 // hmadvise(hnid, start, len, behavior) on a GMEM kernel.
 struct SyscallCall {
@@ -44,12 +44,38 @@ struct SvmSetAttrCall {
   std::vector<kfd_ioctl_svm_attribute> ioctl_attributes;  // values: gpu_ids
 };
 
+// One attribute for hsa_amd_svm_attributes_set. Location attributes name a
+// KFD node, which the session turns into ROCr's agent handle for it
+// (HSA_HMADVISE_NO_NODE: the null agent, "no location"); the others carry
+// their value as it is.
+struct RocrAttribute {
+  std::uint64_t attribute;  // hsa_amd_svm_attribute_t
+  bool names_agent;
+  std::uint32_t node_id;    // when names_agent
+  std::uint64_t value;      // otherwise
+};
+
+// hsa_amd_svm_attributes_set(start, size, attrs) through ROCr.
+struct RocrSetAttributesCall {
+  std::uintptr_t start;
+  std::uint64_t size;
+  std::vector<RocrAttribute> attributes;
+};
+
+// hsa_amd_svm_prefetch_async(start, size, agent of node_id), waited for.
+struct RocrPrefetchCall {
+  std::uintptr_t start;
+  std::uint64_t size;
+  std::uint32_t node_id;
+};
+
 // The backend cannot express the hint; `reason` says why and what would.
 struct NoEquivalent {
   std::string reason;
 };
 
-using Plan = std::variant<SyscallCall, MadviseCall, SvmSetAttrCall, NoEquivalent>;
+using Plan = std::variant<SyscallCall, MadviseCall, SvmSetAttrCall,
+                          RocrSetAttributesCall, RocrPrefetchCall, NoEquivalent>;
 
 struct AdviceRequest {
   std::uint32_t node_id;  // KFD node id or HSA_HMADVISE_NO_NODE
@@ -72,6 +98,7 @@ bool hint_from_name(const std::string& name, HSA_HMADVISE_HINT* hint);
 const char* backend_name(Backend backend);
 const char* syscall_behavior_name(int behavior);       // "MADV_PREFETCH"
 const char* svm_attribute_name(std::uint32_t type);    // "PREFETCH_LOC"
+const char* rocr_attribute_name(std::uint64_t attribute);  // "HSA_AMD_SVM_ATTRIB_..."
 std::vector<HSA_HMADVISE_HINT> all_hints();
 
 }  // namespace gmem::thunk

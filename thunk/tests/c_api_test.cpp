@@ -32,6 +32,8 @@ class CApiTest : public ::testing::Test {
   void SetUp() override {
     sysfs_.add_gmem_machine();
     testing::set_sysfs_root(sysfs_.root());
+    // No HSA runtime: these cases are about the syscall and kfd backends.
+    testing::set_hsa_runtime("/nonexistent/libhsa-runtime64.so.1");
     testing::set_kernel_factory([this] {
       return std::unique_ptr<KernelInterface>(new ForwardingKernel(kernel_));
     });
@@ -42,6 +44,7 @@ class CApiTest : public ::testing::Test {
     }
     testing::set_kernel_factory(nullptr);
     testing::set_sysfs_root("");
+    testing::set_hsa_runtime("");
     unsetenv("GMEM_THUNK_BACKEND");
   }
 

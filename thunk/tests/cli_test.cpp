@@ -16,6 +16,8 @@ namespace {
 using thunk::testing::FakeKernel;
 using thunk::testing::FakeSysfs;
 
+constexpr const char kNoHsaRuntime[] = "/nonexistent/libhsa-runtime64.so.1";
+
 class GmemAdviseTest : public ::testing::Test {
  protected:
   int run(std::vector<std::string> arguments, const char* backend_request = nullptr) {
@@ -23,7 +25,8 @@ class GmemAdviseTest : public ::testing::Test {
     for (const std::string& argument : arguments) argv.push_back(argument.c_str());
     out_.str("");
     err_.str("");
-    CliEnvironment environment{kernel_, backend_request, 4096};
+    // No HSA runtime loads, so on a stock kernel selection reaches libhsakmt.
+    CliEnvironment environment{kernel_, backend_request, 4096, kNoHsaRuntime};
     return run_gmem_advise(static_cast<int>(argv.size()), argv.data(), out_, err_,
                            environment);
   }
@@ -116,6 +119,8 @@ TEST_F(GmemAdviseTest, BackendShowsTheProbesAndTheChoice) {
   EXPECT_EQ(out(),
             "GMEM_THUNK_BACKEND=(unset: auto)\n"
             "hmadvise probe: no " + sysfs_.root() + "/kernel/mm/gmem: not a GMEM kernel\n"
+            "ROCr: cannot load the HSA runtime " + kNoHsaRuntime + ": " + kNoHsaRuntime +
+            ": cannot open shared object file: No such file or directory\n"
             "KFD: ioctl interface 1.17\n"
             "KFD: SVM GET_ATTR probe succeeded\n"
             "backend: kfd\n"
@@ -131,7 +136,7 @@ TEST_F(GmemAdviseTest, BackendFailureIsReported) {
                        "no hmadvise system call"),
             std::string::npos) << err();
   EXPECT_EQ(run({"backend"}, "bogus"), 1);
-  EXPECT_NE(err().find("expected auto, syscall or kfd"), std::string::npos) << err();
+  EXPECT_NE(err().find("expected auto, syscall, rocr or kfd"), std::string::npos) << err();
 }
 
 TEST_F(GmemAdviseTest, ExplainActiveUsesTheSelectedBackendOnly) {

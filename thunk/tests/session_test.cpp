@@ -19,6 +19,10 @@ using testing::FakeSysfs;
 constexpr std::size_t kPage = 4096;
 void* const kBuffer = reinterpret_cast<void*>(0x7f0000200000);
 constexpr std::uint64_t kSize = 0x200000;
+// These cases are about the syscall and kfd backends: no HSA runtime loads,
+// so automatic selection goes on to libhsakmt (rocr_backend_test.cpp has
+// the rocr backend).
+constexpr const char kNoHsaRuntime[] = "/nonexistent/libhsa-runtime64.so.1";
 
 class SessionTest : public ::testing::Test {
  protected:
@@ -29,6 +33,7 @@ class SessionTest : public ::testing::Test {
     options.sysfs_root = sysfs_.root();
     options.request = request;
     options.page_size = kPage;
+    options.hsa_runtime = kNoHsaRuntime;
     return Session::open(kernel_, options, &session_, &report_);
   }
 
@@ -70,6 +75,7 @@ TEST_F(SessionTest, AutoIgnoresTheSyscallNumberWithoutGmemSysfs) {
   SessionOptions options;
   options.sysfs_root = stock.root();
   options.page_size = kPage;
+  options.hsa_runtime = kNoHsaRuntime;
   Status status = Session::open(kernel_, options, &session_, &report_);
   ASSERT_TRUE(status.ok()) << status.message;
   EXPECT_EQ(session_->backend(), Backend::kfd_svm);
@@ -162,12 +168,13 @@ TEST_F(SessionTest, KfdWithoutSvmIsRefusedAndClosed) {
 TEST_F(SessionTest, BrokenTopologyFailsBeforeTouchingTheKernel) {
   SessionOptions options;
   options.sysfs_root = sysfs_.root() + "/missing";
+  options.hsa_runtime = kNoHsaRuntime;
   Status status = Session::open(kernel_, options, &session_, nullptr);
   EXPECT_EQ(status.code, HSAKMT_STATUS_ERROR);
   EXPECT_FALSE(kernel_.touched_kernel());
 }
 
-TEST(BackendRequestParsing, AcceptsTheThreeNamesAndRejectsOthers) {
+TEST(BackendRequestParsing, AcceptsTheFourNamesAndRejectsOthers) {
   BackendRequest request = BackendRequest::kfd_svm;
   EXPECT_TRUE(parse_backend_request(nullptr, &request).ok());
   EXPECT_EQ(request, BackendRequest::automatic);
@@ -178,11 +185,13 @@ TEST(BackendRequestParsing, AcceptsTheThreeNamesAndRejectsOthers) {
   EXPECT_EQ(request, BackendRequest::automatic);
   EXPECT_TRUE(parse_backend_request("syscall", &request).ok());
   EXPECT_EQ(request, BackendRequest::syscall);
+  EXPECT_TRUE(parse_backend_request("rocr", &request).ok());
+  EXPECT_EQ(request, BackendRequest::rocr_svm);
   EXPECT_TRUE(parse_backend_request("kfd", &request).ok());
   EXPECT_EQ(request, BackendRequest::kfd_svm);
   Status status = parse_backend_request("KFD", &request);
   EXPECT_EQ(status.code, HSAKMT_STATUS_INVALID_PARAMETER);
-  EXPECT_NE(status.message.find("expected auto, syscall or kfd"), std::string::npos);
+  EXPECT_NE(status.message.find("expected auto, syscall, rocr or kfd"), std::string::npos);
 }
 
 // --- Execution: what reaches the kernel, byte for byte ---
@@ -296,6 +305,7 @@ TEST_F(SessionTest, BadInputNeverReachesTheKernel) {
     options.sysfs_root = sysfs_.root();
     options.request = request;
     options.page_size = kPage;
+    options.hsa_runtime = kNoHsaRuntime;
     std::unique_ptr<Session> session;
     ASSERT_TRUE(Session::open(fresh, options, &session, nullptr).ok());
     const std::size_t probe_calls = fresh.hmadvise_calls.size();

@@ -127,6 +127,28 @@ void print_plan(const thunk::Plan& plan, const Topology& topology,
           << "), " << hex(attribute.value) << (meaning.empty() ? "" : " " + meaning)
           << "}\n";
     }
+  } else if (const auto* call = std::get_if<thunk::RocrSetAttributesCall>(&plan)) {
+    out << "  hsa_amd_svm_attributes_set(ptr=" << hex(call->start)
+        << ", size=" << hex(call->size)
+        << ", attribute_count=" << call->attributes.size() << ")\n";
+    for (std::size_t i = 0; i < call->attributes.size(); ++i) {
+      const thunk::RocrAttribute& attribute = call->attributes[i];
+      out << "    attribute_list[" << i << "] = {"
+          << thunk::rocr_attribute_name(attribute.attribute) << " ("
+          << hex(attribute.attribute) << "), ";
+      if (!attribute.names_agent)
+        out << attribute.value;
+      else if (attribute.node_id == HSA_HMADVISE_NO_NODE)
+        out << "null agent (no location)";
+      else
+        out << "agent of KFD node " << attribute.node_id;
+      out << "}\n";
+    }
+  } else if (const auto* call = std::get_if<thunk::RocrPrefetchCall>(&plan)) {
+    out << "  hsa_amd_svm_prefetch_async(ptr=" << hex(call->start)
+        << ", size=" << hex(call->size) << ", agent of KFD node "
+        << call->node_id << ", 0 dependencies, completion signal)\n"
+        << "  then waits for the completion signal\n";
   } else {
     out << "  no equivalent (status HSAKMT_STATUS_NOT_IMPLEMENTED): "
         << std::get<thunk::NoEquivalent>(plan).reason << "\n";
@@ -191,6 +213,7 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
   thunk::SessionOptions options;
   options.sysfs_root = sysfs_root;
   options.page_size = environment.page_size;
+  options.hsa_runtime = environment.hsa_runtime;
   status = thunk::parse_backend_request(environment.backend_request, &options.request);
   if (!status.ok()) {
     err << "gmem-advise: " << status.message << "\n";

@@ -15,6 +15,9 @@ struct CliEnvironment {
   thunk::KernelInterface& kernel;
   const char* backend_request;  // value of GMEM_THUNK_BACKEND, may be null
   std::size_t page_size;
+  // The HSA runtime the rocr backend loads (GMEM_THUNK_HSA_RUNTIME or the
+  // default soname).
+  std::string hsa_runtime;
 };
 
 // Returns the process exit status: 0 done, 1 failed, 2 usage error.

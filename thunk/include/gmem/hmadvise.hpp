@@ -31,6 +31,7 @@ enum class backend {
   none = HSA_HMADVISE_BACKEND_NONE,
   syscall = HSA_HMADVISE_BACKEND_SYSCALL,
   kfd_svm = HSA_HMADVISE_BACKEND_KFD_SVM,
+  rocr_svm = HSA_HMADVISE_BACKEND_ROCR_SVM,
 };
 
 // The category of HSAKMT_STATUS values, so they travel in a std::error_code.

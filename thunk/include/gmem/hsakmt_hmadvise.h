@@ -68,7 +68,8 @@ typedef enum _HSA_HMADVISE_HINT {
 typedef enum _HSA_HMADVISE_BACKEND {
 	HSA_HMADVISE_BACKEND_NONE = 0,       /* not opened */
 	HSA_HMADVISE_BACKEND_SYSCALL = 1,    /* GMEM kernel: hmadvise() */
-	HSA_HMADVISE_BACKEND_KFD_SVM = 2,    /* stock kernel: AMDKFD_IOC_SVM */
+	HSA_HMADVISE_BACKEND_KFD_SVM = 2,    /* stock kernel, libhsakmt: AMDKFD_IOC_SVM */
+	HSA_HMADVISE_BACKEND_ROCR_SVM = 3,   /* stock kernel, ROCr: hsa_amd_svm_* */
 } HSA_HMADVISE_BACKEND;
 
 /* One node of the KFD topology with its ids in every numbering. */
