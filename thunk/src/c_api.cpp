@@ -10,6 +10,7 @@
 
 #include "gmem/hmadvise_abi.h"
 #include "gmem/hsakmt_hmadvise.h"
+#include "hip_devices.h"
 #include "session.h"
 #include "test_hooks.h"
 
@@ -21,6 +22,9 @@ struct Library {
   unsigned open_count = 0;
   std::unique_ptr<KernelInterface> kernel;
   std::unique_ptr<Session> session;
+  // KFD node of each HIP device ordinal, from the visibility variables as
+  // they were at the first open (HIP reads them once, at its start too).
+  std::vector<std::uint32_t> hip_device_nodes;
   testing::KernelFactory kernel_factory;
   std::string sysfs_root = "/sys";
   std::string hsa_runtime;  // set by the tests; empty: environment or default
@@ -123,6 +127,8 @@ HSAKMT_STATUS hsaKmtGmemOpen(void) {
   status = Session::open(*kernel, options, &session, nullptr);
   if (!status.ok()) return finish(status);
 
+  lib.hip_device_nodes =
+      hip_device_nodes(session->topology(), device_visibility_from_environment());
   lib.kernel = std::move(kernel);
   lib.session = std::move(session);
   lib.open_count = 1;
@@ -211,6 +217,31 @@ HSAKMT_STATUS hsaKmtGmemNodeFromGmemNode(HSAint32 GmemNodeId, HSAuint32* NodeId)
         HSAKMT_STATUS_INVALID_NODE_UNIT,
         "no KFD node has gmem_node_id " + std::to_string(GmemNodeId)));
   *NodeId = node->node_id;
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemGetHipDeviceCount(HSAuint32* Count) {
+  if (Count == nullptr) return finish(null_argument("Count"));
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) return finish(not_opened());
+  *Count = static_cast<HSAuint32>(lib.hip_device_nodes.size());
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemNodeFromHipDevice(HSAint32 DeviceOrdinal, HSAuint32* NodeId) {
+  if (NodeId == nullptr) return finish(null_argument("NodeId"));
+  Library& lib = library();
+  std::shared_lock lock(lib.mutex);
+  if (!lib.session) return finish(not_opened());
+  if (DeviceOrdinal < 0 ||
+      static_cast<std::size_t>(DeviceOrdinal) >= lib.hip_device_nodes.size())
+    return finish(Status::failure(
+        HSAKMT_STATUS_INVALID_NODE_UNIT,
+        "no HIP device " + std::to_string(DeviceOrdinal) + " (" +
+            std::to_string(lib.hip_device_nodes.size()) +
+            " visible through ROCR_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES)"));
+  *NodeId = lib.hip_device_nodes[static_cast<std::size_t>(DeviceOrdinal)];
   return finish(Status::success());
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -90,6 +91,24 @@ Status load_node(const std::string& folder, std::uint32_t node_id,
                         "gmem_node_id out of range: " +
                             std::to_string(*gmem_node_id));
     node->gmem_node_id = static_cast<std::int32_t>(*gmem_node_id);
+  }
+
+  // unique_id is 64 bits unsigned, beyond find_property's signed range, and
+  // only names GPUs for ROCR_VISIBLE_DEVICES: a malformed one is ignored.
+  {
+    std::istringstream lines(properties);
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string key, text;
+      if (!(fields >> key >> text) || key != "unique_id") continue;
+      errno = 0;
+      char* end = nullptr;
+      unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+      if (errno == 0 && end != text.c_str() && *end == '\0' && value != 0)
+        node->unique_id = value;
+      break;
+    }
   }
 
   // `name` is informational; a node without one is still usable.

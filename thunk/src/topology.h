@@ -26,6 +26,9 @@ struct TopologyNode {
   // cgroup): it exists but nothing can be done with it.
   bool accessible = true;
   std::string name;  // "gfx90a" for GPUs, often empty for CPUs
+  // The `unique_id` property of a GPU (ROCr's UUID is built from it);
+  // absent on CPU nodes and on GPUs that do not report one.
+  std::optional<std::uint64_t> unique_id;
 
   bool is_gpu() const { return gpu_id != 0; }
 };

@@ -184,6 +184,30 @@ TEST_F(CApiTest, NodeQueriesTranslateBetweenNumberings) {
   EXPECT_EQ(hsaKmtGmemGetBackend(nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
 }
 
+TEST_F(CApiTest, HipDeviceOrdinalsFollowTheVisibilityVariablesAtOpen) {
+  // Two GPUs (nodes 1 and 2); HIP shows only ROCr's second one.
+  setenv("HIP_VISIBLE_DEVICES", "1", 1);
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  unsetenv("HIP_VISIBLE_DEVICES");  // read at open: later changes do not count
+  HSAuint32 count = 0;
+  ASSERT_EQ(hsaKmtGmemGetHipDeviceCount(&count), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(count, 1u);
+  HSAuint32 node = 99;
+  ASSERT_EQ(hsaKmtGmemNodeFromHipDevice(0, &node), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(node, 2u);
+  EXPECT_EQ(hsaKmtGmemNodeFromHipDevice(1, &node), HSAKMT_STATUS_INVALID_NODE_UNIT);
+  EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("no HIP device 1 (1 visible"),
+            std::string::npos);
+  EXPECT_EQ(hsaKmtGmemNodeFromHipDevice(-1, &node), HSAKMT_STATUS_INVALID_NODE_UNIT);
+  EXPECT_EQ(hsaKmtGmemNodeFromHipDevice(0, nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_EQ(gmem::node_from_hip_device(0), 2u);
+  hsaKmtGmemClose();
+
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(gmem::hip_device_count(), 2u);
+  EXPECT_EQ(gmem::node_from_hip_device(1), 2u);
+}
+
 TEST_F(CApiTest, LastErrorMessageIsPerThreadAndClearedOnSuccess) {
   setenv("GMEM_THUNK_BACKEND", "kfd", 1);
   ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);

@@ -164,6 +164,17 @@ inline node_id node_from_gmem_node(HSAint32 gmem_node_id) {
   detail::check(hsaKmtGmemNodeFromGmemNode(gmem_node_id, &node));
   return node;
 }
+// The KFD node of HIP device `device` (the ordinal hipSetDevice() takes).
+inline node_id node_from_hip_device(int device) {
+  node_id node = 0;
+  detail::check(hsaKmtGmemNodeFromHipDevice(device, &node));
+  return node;
+}
+inline unsigned hip_device_count() {
+  HSAuint32 count = 0;
+  detail::check(hsaKmtGmemGetHipDeviceCount(&count));
+  return count;
+}
 
 }  // namespace gmem
 

@@ -109,6 +109,16 @@ HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemNodeFromGpuId(HSAuint32 GpuId,
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemNodeFromGmemNode(HSAint32 GmemNodeId,
 						      HSAuint32 *NodeId);
 
+/*
+ * HIP device ordinals, numbered as HIP numbers them: the GPU nodes in KFD
+ * node order, filtered by ROCR_VISIBLE_DEVICES (indices or GPU-<uuid>) and
+ * then HIP_VISIBLE_DEVICES (or CUDA_VISIBLE_DEVICES), as set at the first
+ * hsaKmtGmemOpen(). DeviceOrdinal is what hipSetDevice() takes.
+ */
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetHipDeviceCount(HSAuint32 *Count);
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemNodeFromHipDevice(HSAint32 DeviceOrdinal,
+						       HSAuint32 *NodeId);
+
 /* Why the last call on this thread failed; "" after a success. */
 HSA_GMEM_API const char *hsaKmtGmemLastErrorMessage(void);
 
