@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 
 #include <sys/syscall.h>
@@ -11,6 +12,7 @@
 #include "gmem/hmadvise_abi.h"
 #include "gmem/hsakmt_hmadvise.h"
 #include "hip_devices.h"
+#include "hip_stream.h"
 #include "session.h"
 #include "test_hooks.h"
 
@@ -28,6 +30,10 @@ struct Library {
   testing::KernelFactory kernel_factory;
   std::string sysfs_root = "/sys";
   std::string hsa_runtime;  // set by the tests; empty: environment or default
+  std::optional<std::string> hip_runtime;  // set by the tests
+  // The first failure of a stream-ordered prefetch, until it is fetched.
+  std::mutex async_mutex;
+  std::optional<Status> async_failure;
 };
 
 // Never destroyed: a program that forgets hsaKmtGmemClose() must not have
@@ -67,6 +73,38 @@ std::uint32_t raw_hint(const HSA_HMADVISE_HINT& hint) {
   return value;
 }
 
+// Drops one reference; the last one closes the session.
+Status release_open() {
+  Library& lib = library();
+  std::unique_lock lock(lib.mutex);
+  if (lib.open_count == 0) return not_opened();
+  if (--lib.open_count == 0) {
+    lib.session.reset();  // closes KFD or shuts ROCr down if the session opened it
+    lib.kernel.reset();
+  }
+  return Status::success();
+}
+
+// A prefetch waiting in a stream, planned (checked) when it was queued.
+struct StreamPrefetch {
+  Plan plan;
+};
+
+// Runs on the HIP runtime's callback thread when the stream reaches it.
+void run_stream_prefetch(void* data) {
+  std::unique_ptr<StreamPrefetch> job(static_cast<StreamPrefetch*>(data));
+  Library& lib = library();
+  {
+    std::shared_lock lock(lib.mutex);
+    Status status = lib.session->execute(job->plan);
+    if (!status.ok()) {
+      std::lock_guard failure_lock(lib.async_mutex);
+      if (!lib.async_failure) lib.async_failure = status;
+    }
+  }
+  release_open();  // the reference the queued prefetch held
+}
+
 void fill_node_info(const TopologyNode& node, HSA_GMEM_NODE_INFO* info) {
   info->NodeId = node.node_id;
   info->GpuId = node.gpu_id;
@@ -86,6 +124,11 @@ void set_kernel_factory(KernelFactory factory) {
 void set_sysfs_root(std::string sysfs_root) {
   std::unique_lock lock(library().mutex);
   library().sysfs_root = sysfs_root.empty() ? "/sys" : std::move(sysfs_root);
+}
+
+void set_hip_runtime(std::optional<std::string> runtime_library) {
+  std::unique_lock lock(library().mutex);
+  library().hip_runtime = std::move(runtime_library);
 }
 
 void set_hsa_runtime(std::string runtime_library) {
@@ -135,16 +178,7 @@ HSAKMT_STATUS hsaKmtGmemOpen(void) {
   return finish(Status::success());
 }
 
-HSAKMT_STATUS hsaKmtGmemClose(void) {
-  Library& lib = library();
-  std::unique_lock lock(lib.mutex);
-  if (lib.open_count == 0) return finish(not_opened());
-  if (--lib.open_count == 0) {
-    lib.session.reset();  // closes KFD if the session opened it
-    lib.kernel.reset();
-  }
-  return finish(Status::success());
-}
+HSAKMT_STATUS hsaKmtGmemClose(void) { return finish(release_open()); }
 
 HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND* Backend) {
   if (Backend == nullptr) return finish(null_argument("Backend"));
@@ -169,6 +203,48 @@ HSAKMT_STATUS hsaKmtHMAdvise(HSAuint32 NodeId, void* Start, HSAuint64 Size,
   if (!lib.session) return finish(not_opened());
   return finish(lib.session->advise(AdviceRequest{
       NodeId, reinterpret_cast<std::uintptr_t>(Start), Size, raw_hint(Hint)}));
+}
+
+HSAKMT_STATUS hsaKmtGmemPrefetchAsync(HSAuint32 NodeId, void* Start, HSAuint64 Size,
+                                      void* Stream) {
+  Library& lib = library();
+  auto job = std::make_unique<StreamPrefetch>();
+  std::string hip_runtime;
+  {
+    std::unique_lock lock(lib.mutex);
+    if (!lib.session) return finish(not_opened());
+    Status status = lib.session->plan(
+        AdviceRequest{NodeId, reinterpret_cast<std::uintptr_t>(Start), Size,
+                      HSA_HMADVISE_PREFETCH},
+        &job->plan);
+    if (!status.ok()) return finish(status);
+    if (lib.hip_runtime) {
+      hip_runtime = *lib.hip_runtime;
+    } else if (const char* named = std::getenv(kHipRuntimeEnvironmentVariable)) {
+      hip_runtime = named;
+    }
+    // The queued prefetch keeps the library open until it has run.
+    ++lib.open_count;
+  }
+  // Unlocked from here: a runtime may run the function before returning.
+  HipStreams streams;
+  Status status = HipStreams::find(hip_runtime, &streams);
+  if (status.ok()) status = streams.enqueue(Stream, run_stream_prefetch, job.get());
+  if (!status.ok()) {
+    release_open();
+    return finish(status);
+  }
+  job.release();  // run_stream_prefetch owns it now
+  return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemGetAsyncError(void) {
+  Library& lib = library();
+  std::lock_guard lock(lib.async_mutex);
+  if (!lib.async_failure) return finish(Status::success());
+  Status failure = std::move(*lib.async_failure);
+  lib.async_failure.reset();
+  return finish(failure);
 }
 
 HSAKMT_STATUS hsaKmtGmemGetNodeCount(HSAuint32* NumNodes) {

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "kernel_interface.h"
@@ -18,5 +19,8 @@ void set_sysfs_root(std::string sysfs_root);
 // The HSA runtime the next open loads; empty restores the default
 // (GMEM_THUNK_HSA_RUNTIME, else libhsa-runtime64.so.1).
 void set_hsa_runtime(std::string library);
+// The HIP runtime stream-ordered prefetches use; nullopt restores the
+// default (GMEM_THUNK_HIP_RUNTIME, else the program's own).
+void set_hip_runtime(std::optional<std::string> library);
 
 }  // namespace gmem::thunk::testing

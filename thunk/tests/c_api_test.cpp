@@ -8,7 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include "fake_kernel.h"
+#include "fake_runtimes/fake_hip_runtime.h"
 #include "fake_sysfs.h"
 #include "gmem/hmadvise.hpp"
 #include "gmem/hsakmt_hmadvise.h"
@@ -45,6 +48,8 @@ class CApiTest : public ::testing::Test {
     testing::set_kernel_factory(nullptr);
     testing::set_sysfs_root("");
     testing::set_hsa_runtime("");
+    testing::set_hip_runtime(std::nullopt);
+    hsaKmtGmemGetAsyncError();  // nothing carries over to the next case
     unsetenv("GMEM_THUNK_BACKEND");
   }
 
@@ -302,6 +307,132 @@ TEST_F(CApiTest, CppLibraryThrowsWhenOpenFails) {
     EXPECT_EQ(error.status(), HSAKMT_STATUS_NOT_SUPPORTED);
   }
   EXPECT_EQ(gmem::active_backend(), gmem::backend::none);
+}
+
+}  // namespace
+}  // namespace gmem::thunk
+
+namespace gmem::thunk {
+namespace {
+
+testing::FakeHipRuntime* fake_hip() {
+  static testing::FakeHipRuntime* runtime = [] {
+    void* handle = dlopen(GMEM_FAKE_HIP_RUNTIME, RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) return static_cast<testing::FakeHipRuntime*>(nullptr);
+    auto state = reinterpret_cast<testing::FakeHipRuntime* (*)()>(
+        dlsym(handle, "fake_hip_runtime_state"));
+    return state != nullptr ? state() : nullptr;
+  }();
+  return runtime;
+}
+
+// Stream-ordered prefetch through the fake HIP runtime, on the syscall
+// backend (a GMEM kernel) whose calls the fake kernel records.
+class PrefetchAsyncTest : public CApiTest {
+ protected:
+  void SetUp() override {
+    CApiTest::SetUp();
+    hip_ = fake_hip();
+    ASSERT_NE(hip_, nullptr) << "cannot load " << GMEM_FAKE_HIP_RUNTIME;
+    hip_->reset();
+    testing::set_hip_runtime(GMEM_FAKE_HIP_RUNTIME);
+    kernel_.hmadvise_results = {EINVAL};  // the probe: a GMEM kernel
+    ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS) << hsaKmtGmemLastErrorMessage();
+  }
+  void TearDown() override {
+    for (auto& [stream, queue] : hip_->streams) hip_->run(stream);
+    CApiTest::TearDown();
+  }
+  std::size_t advice_calls() const { return kernel_.hmadvise_calls.size() - 1; }
+
+  testing::FakeHipRuntime* hip_ = nullptr;
+  void* const stream_a_ = reinterpret_cast<void*>(0xa000);
+  void* const stream_b_ = reinterpret_cast<void*>(0xb000);
+};
+
+TEST_F(PrefetchAsyncTest, TheMigrationHappensWhenTheStreamReachesIt) {
+  ASSERT_EQ(hsaKmtGmemPrefetchAsync(1, buffer_, 8192, stream_a_), HSAKMT_STATUS_SUCCESS)
+      << hsaKmtGmemLastErrorMessage();
+  EXPECT_EQ(advice_calls(), 0u);  // queued, not done
+  EXPECT_EQ(hip_->pending(stream_a_), 1u);
+  EXPECT_EQ(hip_->run(stream_b_), 0u);  // another stream does not run it
+  ASSERT_EQ(hip_->run(stream_a_), 1u);
+  ASSERT_EQ(advice_calls(), 1u);
+  const auto& call = kernel_.hmadvise_calls.back();
+  EXPECT_EQ(call.hnid, 2);
+  EXPECT_EQ(call.start, reinterpret_cast<unsigned long>(buffer_));
+  EXPECT_EQ(call.len, 8192u);
+  EXPECT_EQ(call.behavior, 26);  // MADV_PREFETCH
+  EXPECT_EQ(hsaKmtGmemGetAsyncError(), HSAKMT_STATUS_SUCCESS);
+}
+
+TEST_F(PrefetchAsyncTest, PrefetchesOnOneStreamRunInQueueOrder) {
+  ASSERT_EQ(hsaKmtGmemPrefetchAsync(1, buffer_, 4096, stream_a_), HSAKMT_STATUS_SUCCESS);
+  ASSERT_EQ(hsaKmtGmemPrefetchAsync(2, buffer_, 4096, stream_a_), HSAKMT_STATUS_SUCCESS);
+  ASSERT_EQ(hsaKmtGmemPrefetchAsync(0, buffer_, 4096, stream_a_), HSAKMT_STATUS_SUCCESS);
+  ASSERT_EQ(hip_->run(stream_a_), 3u);
+  ASSERT_EQ(advice_calls(), 3u);
+  EXPECT_EQ(kernel_.hmadvise_calls[1].hnid, 2);
+  EXPECT_EQ(kernel_.hmadvise_calls[2].hnid, 3);
+  EXPECT_EQ(kernel_.hmadvise_calls[3].hnid, 0);
+}
+
+TEST_F(PrefetchAsyncTest, BadInputIsRefusedAtOnceAndNothingIsQueued) {
+  EXPECT_EQ(hsaKmtGmemPrefetchAsync(1, static_cast<char*>(buffer_) + 1, 4096, stream_a_),
+            HSAKMT_STATUS_MEMORY_ALIGNMENT);
+  EXPECT_EQ(hsaKmtGmemPrefetchAsync(9, buffer_, 4096, stream_a_),
+            HSAKMT_STATUS_INVALID_NODE_UNIT);
+  EXPECT_EQ(hsaKmtGmemPrefetchAsync(HSA_HMADVISE_NO_NODE, buffer_, 4096, stream_a_),
+            HSAKMT_STATUS_INVALID_NODE_UNIT);
+  EXPECT_EQ(hip_->launch_calls, 0);
+  EXPECT_EQ(advice_calls(), 0u);
+}
+
+TEST_F(PrefetchAsyncTest, AQueuedPrefetchKeepsTheLibraryOpenUntilItRuns) {
+  ASSERT_EQ(hsaKmtGmemPrefetchAsync(1, buffer_, 4096, stream_a_), HSAKMT_STATUS_SUCCESS);
+  ASSERT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);  // the program's own close
+  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+  ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_SYSCALL);  // still open
+  hip_->run(stream_a_);
+  EXPECT_EQ(advice_calls(), 1u);
+  ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_NONE);  // the last reference is gone
+}
+
+TEST_F(PrefetchAsyncTest, AFailedMigrationIsReportedOnceByGetAsyncError) {
+  kernel_.hmadvise_default = ENOMEM;
+  ASSERT_EQ(hsaKmtGmemPrefetchAsync(2, buffer_, 4096, stream_a_), HSAKMT_STATUS_SUCCESS);
+  hip_->run(stream_a_);
+  EXPECT_EQ(hsaKmtGmemGetAsyncError(), HSAKMT_STATUS_NO_MEMORY);
+  EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("ENOMEM"), std::string::npos);
+  EXPECT_EQ(hsaKmtGmemGetAsyncError(), HSAKMT_STATUS_SUCCESS);  // cleared
+  EXPECT_THROW(
+      {
+        gmem::prefetch_async(buffer_, 4096, 2, stream_a_);
+        hip_->run(stream_a_);
+        gmem::check_async_error();
+      },
+      gmem::error);
+}
+
+TEST_F(PrefetchAsyncTest, ARefusedLaunchFailsAndReleasesItsReference) {
+  hip_->launch_result = 1;  // hipErrorInvalidValue
+  EXPECT_EQ(hsaKmtGmemPrefetchAsync(1, buffer_, 4096, stream_a_), HSAKMT_STATUS_ERROR);
+  EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("hipLaunchHostFunc failed"),
+            std::string::npos);
+  EXPECT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
+}
+
+TEST_F(PrefetchAsyncTest, WithoutAHipRuntimeTheAsyncFormIsNotSupported) {
+  testing::set_hip_runtime("/nonexistent/libamdhip64.so");
+  EXPECT_EQ(hsaKmtGmemPrefetchAsync(1, buffer_, 4096, stream_a_),
+            HSAKMT_STATUS_NOT_SUPPORTED);
+  EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("cannot load the HIP runtime"),
+            std::string::npos);
+  EXPECT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
 }
 
 }  // namespace

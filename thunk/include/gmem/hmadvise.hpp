@@ -109,6 +109,14 @@ inline void advise(const void* ptr, std::size_t bytes, node_id node,
 inline void prefetch(const void* ptr, std::size_t bytes, node_id node) {
   advise(ptr, bytes, node, HSA_HMADVISE_PREFETCH);
 }
+// Stream-ordered prefetch: `stream` is a hipStream_t (nullptr: the null
+// stream). Errors in the arguments throw now; a failed migration shows in
+// check_async_error().
+inline void prefetch_async(const void* ptr, std::size_t bytes, node_id node,
+                           void* stream) {
+  detail::check(hsaKmtGmemPrefetchAsync(node, const_cast<void*>(ptr), bytes, stream));
+}
+inline void check_async_error() { detail::check(hsaKmtGmemGetAsyncError()); }
 // Drops GPU `node`'s copy; the data stays valid in host memory.
 inline void dontneed(const void* ptr, std::size_t bytes, node_id node) {
   advise(ptr, bytes, node, HSA_HMADVISE_DONTNEED);

@@ -101,6 +101,23 @@ HSA_GMEM_API HSAKMT_STATUS hsaKmtHMAdvise(HSAuint32 NodeId, void *Start,
 					  HSAuint64 Size,
 					  HSA_HMADVISE_HINT Hint);
 
+/*
+ * Stream-ordered PREFETCH: Stream is a hipStream_t (NULL: the null stream).
+ * The range is checked now (same checks and statuses as hsaKmtHMAdvise);
+ * the migration runs when the stream reaches it, after the work queued
+ * before, and work queued after waits for it (it is a host function on the
+ * stream, hipLaunchHostFunc, from the program's own HIP runtime). The
+ * library stays open until it has run. A failure of the migration itself
+ * is reported by hsaKmtGmemGetAsyncError().
+ */
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemPrefetchAsync(HSAuint32 NodeId,
+						   void *Start,
+						   HSAuint64 Size,
+						   void *Stream);
+/* The first failure of a stream-ordered prefetch since the last call
+ * (HSAKMT_STATUS_SUCCESS if none), with its message; clears it. */
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetAsyncError(void);
+
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetNodeCount(HSAuint32 *NumNodes);
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetNodeInfo(HSAuint32 NodeId,
 						 HSA_GMEM_NODE_INFO *Info);
