@@ -1,6 +1,8 @@
 // The exported C API: one process-wide Session behind a reference count,
 // as libhsakmt does for /dev/kfd.
+#include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -105,11 +107,28 @@ void run_stream_prefetch(void* data) {
   release_open();  // the reference the queued prefetch held
 }
 
-void fill_node_info(const TopologyNode& node, HSA_GMEM_NODE_INFO* info) {
-  info->NodeId = node.node_id;
-  info->GpuId = node.gpu_id;
-  info->GmemNodeId = node.gmem_node_id ? *node.gmem_node_id : -1;
-  info->IsGpu = node.is_gpu() ? 1 : 0;
+// Copies `full` into the caller's structure, as much of it as the caller's
+// StructSize says it has; refuses a size too small for the first version.
+template <typename Struct>
+Status copy_sized(const Struct& full, std::size_t first_version_size, Struct* out,
+                  const char* name) {
+  const std::uint32_t size = out->StructSize;
+  if (size < first_version_size)
+    return Status::failure(HSAKMT_STATUS_INVALID_PARAMETER,
+                           std::string(name) + ".StructSize is " + std::to_string(size) +
+                               "; set it to sizeof(" + name + ")");
+  std::memcpy(out, &full, std::min<std::size_t>(size, sizeof(Struct)));
+  out->StructSize = static_cast<std::uint32_t>(std::min<std::size_t>(size, sizeof(Struct)));
+  return Status::success();
+}
+
+Status fill_node_info(const TopologyNode& node, HSA_GMEM_NODE_INFO* info) {
+  HSA_GMEM_NODE_INFO full{};
+  full.NodeId = node.node_id;
+  full.GpuId = node.gpu_id;
+  full.GmemNodeId = node.gmem_node_id ? *node.gmem_node_id : -1;
+  full.IsGpu = node.is_gpu() ? 1 : 0;
+  return copy_sized(full, sizeof(HSA_GMEM_NODE_INFO), info, "HSA_GMEM_NODE_INFO");
 }
 
 }  // namespace
@@ -176,6 +195,15 @@ HSAKMT_STATUS hsaKmtGmemOpen(void) {
   lib.session = std::move(session);
   lib.open_count = 1;
   return finish(Status::success());
+}
+
+HSAKMT_STATUS hsaKmtGmemGetVersion(HSA_GMEM_VERSION* Version) {
+  if (Version == nullptr) return finish(null_argument("Version"));
+  HSA_GMEM_VERSION full{};
+  full.Major = GMEM_THUNK_VERSION_MAJOR;
+  full.Minor = GMEM_THUNK_VERSION_MINOR;
+  full.Patch = GMEM_THUNK_VERSION_PATCH;
+  return finish(copy_sized(full, sizeof(HSA_GMEM_VERSION), Version, "HSA_GMEM_VERSION"));
 }
 
 HSAKMT_STATUS hsaKmtGmemClose(void) { return finish(release_open()); }
@@ -265,8 +293,7 @@ HSAKMT_STATUS hsaKmtGmemGetNodeInfo(HSAuint32 NodeId, HSA_GMEM_NODE_INFO* Info) 
   if (node == nullptr || !node->accessible)
     return finish(Status::failure(HSAKMT_STATUS_INVALID_NODE_UNIT,
                                   "no accessible KFD node " + std::to_string(NodeId)));
-  fill_node_info(*node, Info);
-  return finish(Status::success());
+  return finish(fill_node_info(*node, Info));
 }
 
 HSAKMT_STATUS hsaKmtGmemNodeFromGpuId(HSAuint32 GpuId, HSAuint32* NodeId) {
@@ -330,7 +357,13 @@ const char* hsaKmtHMAdviseHintName(HSA_HMADVISE_HINT Hint) {
 }
 
 int hmadvise(int hnid, unsigned long start, size_t len, int behavior) {
+#ifdef GMEM_NR_HMADVISE
   return static_cast<int>(syscall(GMEM_NR_HMADVISE, hnid, start, len, behavior, 0L, 0L));
+#else
+  (void)hnid, (void)start, (void)len, (void)behavior;
+  errno = ENOSYS;
+  return -1;
+#endif
 }
 
 }  // extern "C"

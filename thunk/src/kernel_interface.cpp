@@ -21,8 +21,13 @@ class SystemKernelInterface final : public KernelInterface {
                int behavior) override {
     // Arguments five and six are passed as zero so the call is
     // deterministic whatever the registers held.
+#ifdef GMEM_NR_HMADVISE
     long result = syscall(GMEM_NR_HMADVISE, hnid, start, len, behavior, 0L, 0L);
     return result == 0 ? 0 : errno;
+#else
+    (void)hnid, (void)start, (void)len, (void)behavior;
+    return ENOSYS;
+#endif
   }
 
   int madvise(void* start, std::size_t len, int advice) override {

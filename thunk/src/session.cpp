@@ -49,7 +49,7 @@ bool probe_hmadvise(KernelInterface& kernel, const std::string& sysfs_root,
   int error = kernel.hmadvise(GMEM_HMADV_NO_NODE, 0, 0,
                               GMEM_HMADV_PROBE_BEHAVIOR);
   bool present = error != ENOSYS;
-  note(report, "hmadvise probe: syscall(" + std::to_string(GMEM_NR_HMADVISE) +
+  note(report, "hmadvise probe: syscall(" + syscall_number_text() +
                    ", -1, 0, 0, 0) -> " + errno_text(error) +
                    (present ? ": present" : ": absent"));
   return present;

@@ -346,6 +346,14 @@ const char* backend_name(Backend backend) {
   return "unknown";
 }
 
+std::string syscall_number_text() {
+#ifdef GMEM_NR_HMADVISE
+  return std::to_string(GMEM_NR_HMADVISE);
+#else
+  return "<no hmadvise number on this architecture>";
+#endif
+}
+
 const char* rocr_attribute_name(std::uint64_t attribute) {
   switch (attribute) {
     case HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION: return "HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION";

@@ -96,6 +96,8 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
 const char* hint_name(std::uint32_t hint);  // nullptr if unknown
 bool hint_from_name(const std::string& name, HSA_HMADVISE_HINT* hint);
 const char* backend_name(Backend backend);
+// GMEM_NR_HMADVISE as text, or a note that this architecture has none.
+std::string syscall_number_text();
 const char* syscall_behavior_name(int behavior);       // "MADV_PREFETCH"
 const char* svm_attribute_name(std::uint32_t type);    // "PREFETCH_LOC"
 const char* rocr_attribute_name(std::uint64_t attribute);  // "HSA_AMD_SVM_ATTRIB_..."

@@ -164,6 +164,7 @@ TEST_F(CApiTest, NodeQueriesTranslateBetweenNumberings) {
   EXPECT_EQ(count, 3u);
 
   HSA_GMEM_NODE_INFO info{};
+  info.StructSize = sizeof(info);
   ASSERT_EQ(hsaKmtGmemGetNodeInfo(2, &info), HSAKMT_STATUS_SUCCESS);
   EXPECT_EQ(info.NodeId, 2u);
   EXPECT_EQ(info.GpuId, 0xBBBBu);
@@ -211,6 +212,37 @@ TEST_F(CApiTest, HipDeviceOrdinalsFollowTheVisibilityVariablesAtOpen) {
   ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
   EXPECT_EQ(gmem::hip_device_count(), 2u);
   EXPECT_EQ(gmem::node_from_hip_device(1), 2u);
+}
+
+TEST_F(CApiTest, StructuresAreFilledOnlyUpToTheCallersStructSize) {
+  ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
+  HSA_GMEM_NODE_INFO info{};
+  EXPECT_EQ(hsaKmtGmemGetNodeInfo(1, &info), HSAKMT_STATUS_INVALID_PARAMETER);
+  EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("StructSize is 0"),
+            std::string::npos);
+  // A caller built against a later, larger structure gets what exists now,
+  // and StructSize says how much that was; its extra bytes stay untouched.
+  struct {
+    HSA_GMEM_NODE_INFO info;
+    HSAuint32 later_field;
+  } larger{};
+  larger.info.StructSize = sizeof(larger);
+  larger.later_field = 0x5a5a5a5a;
+  ASSERT_EQ(hsaKmtGmemGetNodeInfo(1, &larger.info), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(larger.info.StructSize, sizeof(HSA_GMEM_NODE_INFO));
+  EXPECT_EQ(larger.info.GpuId, 0xAAAAu);
+  EXPECT_EQ(larger.later_field, 0x5a5a5a5au);
+}
+
+TEST_F(CApiTest, VersionMatchesTheHeaderAndNeedsNoOpen) {
+  HSA_GMEM_VERSION version{};
+  version.StructSize = sizeof(version);
+  ASSERT_EQ(hsaKmtGmemGetVersion(&version), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(version.Major, static_cast<HSAuint32>(HSA_GMEM_VERSION_MAJOR));
+  EXPECT_EQ(version.Minor, static_cast<HSAuint32>(HSA_GMEM_VERSION_MINOR));
+  EXPECT_EQ(version.Patch, static_cast<HSAuint32>(HSA_GMEM_VERSION_PATCH));
+  EXPECT_EQ(gmem::library_version().Minor, version.Minor);
+  EXPECT_EQ(hsaKmtGmemGetVersion(nullptr), HSAKMT_STATUS_INVALID_PARAMETER);
 }
 
 TEST_F(CApiTest, LastErrorMessageIsPerThreadAndClearedOnSuccess) {

@@ -83,7 +83,7 @@ void print_plan(const thunk::Plan& plan, const Topology& topology,
     out << "  hmadvise(hnid=" << call->hnid << ", start=" << hex(call->start)
         << ", len=" << hex(call->len) << ", behavior="
         << thunk::syscall_behavior_name(call->behavior) << ")\n"
-        << "  = syscall(" << GMEM_NR_HMADVISE << ", " << call->hnid << ", "
+        << "  = syscall(" << thunk::syscall_number_text() << ", " << call->hnid << ", "
         << hex(call->start) << ", " << hex(call->len) << ", "
         << hex(static_cast<std::uint32_t>(call->behavior)) << ")\n";
   } else if (const auto* call = std::get_if<thunk::MadviseCall>(&plan)) {

@@ -95,6 +95,13 @@ class library {
   library& operator=(const library&) = delete;
 };
 
+inline HSA_GMEM_VERSION library_version() {
+  HSA_GMEM_VERSION version{};
+  version.StructSize = sizeof(version);
+  detail::check(hsaKmtGmemGetVersion(&version));
+  return version;
+}
+
 inline backend active_backend() {
   HSA_HMADVISE_BACKEND value = HSA_HMADVISE_BACKEND_NONE;
   detail::check(hsaKmtGmemGetBackend(&value));
@@ -159,6 +166,7 @@ inline void unpin(const void* ptr, std::size_t bytes, node_id node) {
 // Node ids in the other numberings.
 inline HSA_GMEM_NODE_INFO node_info(node_id node) {
   HSA_GMEM_NODE_INFO info{};
+  info.StructSize = sizeof(info);
   detail::check(hsaKmtGmemGetNodeInfo(node, &info));
   return info;
 }

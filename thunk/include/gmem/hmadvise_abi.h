@@ -15,12 +15,16 @@
 #ifndef GMEM_HMADVISE_ABI_H
 #define GMEM_HMADVISE_ABI_H
 
-#if !defined(__x86_64__)
-#error "hmadvise: the provisional syscall number is only defined for x86_64"
+/* System call number. A kernel whose uapi headers have hmadvise (any
+ * architecture, arm64 included) gives __NR_hmadvise; otherwise only the
+ * provisional x86_64 number is known. Without GMEM_NR_HMADVISE the library
+ * builds without the syscall backend (every probe answers ENOSYS). */
+#include <sys/syscall.h>
+#if defined(__NR_hmadvise)
+#define GMEM_NR_HMADVISE __NR_hmadvise
+#elif defined(__x86_64__)
+#define GMEM_NR_HMADVISE 463 /* PROVISIONAL */
 #endif
-
-/* System call number (x86_64). PROVISIONAL. */
-#define GMEM_NR_HMADVISE 463
 
 /* "No node": only valid with GMEM_HMADV_DONTNEED, where it discards the
  * range like madvise(MADV_DONTNEED). */

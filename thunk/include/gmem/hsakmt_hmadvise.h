@@ -36,6 +36,21 @@ extern "C" {
 
 #define HSA_GMEM_API __attribute__((visibility("default")))
 
+/* The version of this header; hsaKmtGmemGetVersion() gives the library's. */
+#define HSA_GMEM_VERSION_MAJOR 0
+#define HSA_GMEM_VERSION_MINOR 2
+#define HSA_GMEM_VERSION_PATCH 0
+
+/* Structures the library fills start with StructSize: the caller sets it
+ * to sizeof the structure it was compiled with, and the library writes no
+ * more than that, so a structure may grow at its end in later versions. */
+typedef struct _HSA_GMEM_VERSION {
+	HSAuint32 StructSize;
+	HSAuint32 Major;       /* incompatible changes */
+	HSAuint32 Minor;       /* additions */
+	HSAuint32 Patch;
+} HSA_GMEM_VERSION;
+
 /* Hints. Values are this library's own and stable; they are not the
  * kernel's behavior numbers (those live in gmem/hmadvise_abi.h). */
 typedef enum _HSA_HMADVISE_HINT {
@@ -74,6 +89,7 @@ typedef enum _HSA_HMADVISE_BACKEND {
 
 /* One node of the KFD topology with its ids in every numbering. */
 typedef struct _HSA_GMEM_NODE_INFO {
+	HSAuint32 StructSize;  /* set by the caller: sizeof(HSA_GMEM_NODE_INFO) */
 	HSAuint32 NodeId;      /* KFD node id (libhsakmt's NodeId) */
 	HSAuint32 GpuId;       /* KFD gpu_id; 0 for a CPU node */
 	HSAint32 GmemNodeId;   /* hmadvise hnid; -1 when the kernel gives none */
@@ -87,6 +103,8 @@ typedef struct _HSA_GMEM_NODE_INFO {
  * GMEM_THUNK_BACKEND=auto|syscall|kfd overrides the selection.
  */
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemOpen(void);
+/* The library's version; needs no open. */
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetVersion(HSA_GMEM_VERSION *Version);
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemClose(void);
 
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND *Backend);
