@@ -25,4 +25,8 @@ struct Status {
 // `what` names the call ("hmadvise(...)") for the message.
 Status status_from_errno(int error_number, const std::string& what);
 
+// "HSAKMT_STATUS_INVALID_NODE_UNIT"; "HSAKMT_STATUS <n>" for a value
+// libhsakmt does not name.
+std::string status_name(HSAKMT_STATUS status);
+
 }  // namespace gmem::thunk

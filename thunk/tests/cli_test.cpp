@@ -8,6 +8,7 @@
 
 #include "fake_kernel.h"
 #include "fake_sysfs.h"
+#include "gmem/hsakmt_hmadvise.h"
 #include "gmem_advise_cli.h"
 
 namespace gmem::tools {
@@ -49,7 +50,7 @@ TEST_F(GmemAdviseTest, NodesListsEveryNumbering) {
   EXPECT_FALSE(kernel_.touched_kernel());
 }
 
-TEST_F(GmemAdviseTest, ExplainPrintsBothBackendsExactly) {
+TEST_F(GmemAdviseTest, ExplainPrintsEveryBackendExactly) {
   sysfs_.add_gmem_machine();
   ASSERT_EQ(run({"explain", "--hint", "prefetch", "--node", "1"}), 0) << err();
   EXPECT_EQ(out(),
@@ -57,6 +58,10 @@ TEST_F(GmemAdviseTest, ExplainPrintsBothBackendsExactly) {
             "backend syscall:\n"
             "  hmadvise(hnid=2, start=0x7f0000000000, len=0x200000, behavior=MADV_PREFETCH)\n"
             "  = syscall(463, 2, 0x7f0000000000, 0x200000, 0x1a)\n"
+            "backend rocr:\n"
+            "  hsa_amd_svm_prefetch_async(ptr=0x7f0000000000, size=0x200000, agent of KFD "
+            "node 1, 0 dependencies, completion signal)\n"
+            "  then waits for the completion signal\n"
             "backend kfd:\n"
             "  hsaKmtSVMSetAttr(start=0x7f0000000000, size=0x200000, nattr=1)\n"
             "    attrs[0] = {HSA_SVM_ATTR_PREFETCH_LOC (1), 0x1}\n"
@@ -94,11 +99,11 @@ TEST_F(GmemAdviseTest, ExplainPinOnKfdSaysNoEquivalent) {
 TEST_F(GmemAdviseTest, ExplainRefusesBadInputLikeTheLibrary) {
   sysfs_.add_gmem_machine();
   EXPECT_EQ(run({"explain", "--hint", "accessed-by", "--node", "0", "--backend", "syscall"}), 1);
-  EXPECT_NE(out().find("refused before any kernel call (HSAKMT_STATUS 5): "
+  EXPECT_NE(out().find("refused before any kernel call (HSAKMT_STATUS_INVALID_NODE_UNIT): "
                        "ACCESSED_BY needs a GPU node; KFD node 0 is a CPU node"),
             std::string::npos) << out();
   EXPECT_EQ(run({"explain", "--hint", "prefetch", "--node", "1", "--start", "0x1001"}), 1);
-  EXPECT_NE(out().find("HSAKMT_STATUS 37"), std::string::npos) << out();
+  EXPECT_NE(out().find("(HSAKMT_STATUS_MEMORY_ALIGNMENT)"), std::string::npos) << out();
 }
 
 TEST_F(GmemAdviseTest, ExplainRejectsUnparsableArguments) {
@@ -132,7 +137,8 @@ TEST_F(GmemAdviseTest, BackendFailureIsReported) {
   kernel_.hmadvise_default = ENOSYS;
   EXPECT_EQ(run({"backend"}, "syscall"), 1);
   EXPECT_NE(out().find("GMEM_THUNK_BACKEND=syscall\n"), std::string::npos) << out();
-  EXPECT_NE(err().find("no backend: GMEM_THUNK_BACKEND=syscall, but this kernel has "
+  EXPECT_NE(err().find("no backend (HSAKMT_STATUS_NOT_SUPPORTED): GMEM_THUNK_BACKEND=syscall, "
+                       "but this kernel has "
                        "no hmadvise system call"),
             std::string::npos) << err();
   EXPECT_EQ(run({"backend"}, "bogus"), 1);
@@ -147,6 +153,66 @@ TEST_F(GmemAdviseTest, ExplainActiveUsesTheSelectedBackendOnly) {
   EXPECT_EQ(out().find("backend kfd:"), std::string::npos);
   EXPECT_NE(out().find("hnid=3"), std::string::npos);
   EXPECT_NE(out().find("HMADV_NO_ACCESS"), std::string::npos);
+}
+
+TEST_F(GmemAdviseTest, ExplainShowsRocrAttributesWithAgentsByNode) {
+  sysfs_.add_stock_machine();
+  ASSERT_EQ(run({"explain", "--hint", "accessed-by", "--node", "2", "--backend", "rocr"}), 0);
+  EXPECT_EQ(out(),
+            "ACCESSED_BY on KFD node 2, start 0x7f0000000000, size 0x200000\n"
+            "backend rocr:\n"
+            "  hsa_amd_svm_attributes_set(ptr=0x7f0000000000, size=0x200000, "
+            "attribute_count=1)\n"
+            "    attribute_list[0] = {HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE (0x201), "
+            "agent of KFD node 2}\n");
+  ASSERT_EQ(run({"explain", "--hint", "unset-preferred-loc", "--node", "1", "--backend",
+                 "rocr"}), 0);
+  EXPECT_NE(out().find("{HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION (0x4), null agent (no "
+                       "location)}"),
+            std::string::npos) << out();
+}
+
+TEST_F(GmemAdviseTest, ExplainWorksWithoutATopologyAndNamesTheUnknownIds) {
+  // No KFD topology at all (a machine without amdkfd, or a laptop).
+  ASSERT_EQ(run({"explain", "--hint", "prefetch", "--node", "1", "--backend", "all"}), 0)
+      << err();
+  EXPECT_NE(out().find("no KFD topology ("), std::string::npos) << out();
+  EXPECT_NE(out().find("hmadvise(hnid=<GMEM node id of KFD node 1>, start=0x7f0000000000, "
+                       "len=0x200000, behavior=MADV_PREFETCH)"),
+            std::string::npos) << out();
+  EXPECT_NE(out().find("{KFD_IOCTL_SVM_ATTR_PREFETCH_LOC (1), <gpu_id of KFD node 1>}"),
+            std::string::npos) << out();
+  ASSERT_EQ(run({"explain", "--hint", "dontneed", "--node", "3", "--backend", "kfd"}), 0);
+  EXPECT_NE(out().find("KFD_IOCTL_SVM_LOCATION_SYSMEM"), std::string::npos) << out();
+  EXPECT_FALSE(kernel_.touched_kernel());
+  // What needs the machine still says it cannot.
+  EXPECT_EQ(run({"explain", "--hint", "prefetch", "--node", "1", "--backend", "active"}), 1);
+}
+
+TEST_F(GmemAdviseTest, UsageErrorsAreExitTwoWithoutATopology) {
+  EXPECT_EQ(run({"explain", "--hint", "teleport", "--node", "1"}), 2);
+  EXPECT_EQ(run({"explain", "--hint", "prefetch", "--node", "x"}), 2);
+  EXPECT_EQ(run({"explain", "--hint", "prefetch", "--node", "1", "--backend", "cuda"}), 2);
+  EXPECT_EQ(run({"frobnicate"}), 2);
+  EXPECT_EQ(run({}), 2);
+  EXPECT_NE(err().find("explain"), std::string::npos);  // the usage lists commands
+}
+
+TEST_F(GmemAdviseTest, HelpAndVersionExitZero) {
+  EXPECT_EQ(run({"--help"}), 0);
+  EXPECT_NE(out().find("explain"), std::string::npos) << out();
+  EXPECT_EQ(run({"--version"}), 0);
+  EXPECT_EQ(out(), "gmem-advise " + std::to_string(HSA_GMEM_VERSION_MAJOR) + "." +
+                       std::to_string(HSA_GMEM_VERSION_MINOR) + "." +
+                       std::to_string(HSA_GMEM_VERSION_PATCH) + "\n");
+}
+
+TEST_F(GmemAdviseTest, BackendFailureNamesTheStatus) {
+  sysfs_.add_stock_machine();
+  kernel_.hmadvise_default = ENOSYS;
+  EXPECT_EQ(run({"backend"}, "rocr"), 1);
+  EXPECT_NE(err().find("no backend (HSAKMT_STATUS_NOT_SUPPORTED): ROCr SVM backend unusable"),
+            std::string::npos) << err();
 }
 
 TEST_F(GmemAdviseTest, MissingTopologyIsAClearError) {

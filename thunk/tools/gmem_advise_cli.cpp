@@ -1,6 +1,7 @@
 #include "gmem_advise_cli.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -155,6 +156,45 @@ void print_plan(const thunk::Plan& plan, const Topology& topology,
   }
 }
 
+// Ids of a node that no topology gave: recognisable values that the
+// printed text turns back into names.
+constexpr std::uint32_t kPlaceholderGpuId = 0xfeed0000;
+constexpr std::int32_t kPlaceholderGmemNode = 987650000;
+
+Topology placeholder_topology_for(std::uint32_t node_id) {
+  std::vector<TopologyNode> nodes;
+  const std::uint32_t count =
+      node_id == HSA_HMADVISE_NO_NODE ? 2 : std::max<std::uint32_t>(node_id + 1, 2);
+  for (std::uint32_t id = 0; id < count && id < 4096; ++id) {
+    TopologyNode node;
+    node.node_id = id;
+    if (id != 0) node.gpu_id = kPlaceholderGpuId + id;
+    node.gmem_node_id = kPlaceholderGmemNode + static_cast<std::int32_t>(id);
+    nodes.push_back(node);
+  }
+  return Topology(std::move(nodes));
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+std::string with_placeholder_names(std::string text, std::uint32_t node_id) {
+  // The request names one node; a DONTNEED also reaches the CPU node 0.
+  for (std::uint32_t id : {node_id, 0u}) {
+    if (id == HSA_HMADVISE_NO_NODE) continue;
+    const std::string node = "KFD node " + std::to_string(id);
+    text = replace_all(text, hex(kPlaceholderGpuId + id) + " gpu_id of " + node,
+                       "<gpu_id of " + node + ">");
+    text = replace_all(text, std::to_string(kPlaceholderGmemNode + static_cast<std::int32_t>(id)),
+                       "<GMEM node id of " + node + ">");
+  }
+  return text;
+}
+
 }  // namespace
 
 int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
@@ -162,7 +202,9 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
   CLI::App app{
       "gmem-advise: KFD/GMEM node ids, the active hmadvise backend, and what a "
       "hint becomes in the kernel."};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print the version and exit");
   std::string sysfs_root = "/sys";
   app.add_option("--sysfs-root", sysfs_root,
                  "sysfs mount to read the KFD topology from")
@@ -177,7 +219,7 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
       "explain", "Print the exact kernel call a hint translates to (nothing is "
                  "executed)");
   std::string hint_text, node_text, start_text = "0x7f0000000000",
-                                    size_text = "2M", backend_text = "both";
+                                    size_text = "2M", backend_text = "all";
   explain->add_option("--hint", hint_text,
                       "prefetch, dontneed, preferred-loc, unset-preferred-loc, "
                       "accessed-by, unset-accessed-by, no-access, "
@@ -191,8 +233,8 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
   explain->add_option("--size", size_text, "length in bytes, K/M/G suffix allowed")
       ->capture_default_str();
   explain->add_option("--backend", backend_text,
-                      "syscall, kfd, both, or active (probes the kernel)")
-      ->check(CLI::IsMember({"syscall", "kfd", "both", "active"}))
+                      "syscall, rocr, kfd, all, or active (probes the kernel)")
+      ->check(CLI::IsMember({"syscall", "rocr", "kfd", "all", "both", "active"}))
       ->capture_default_str();
 
   try {
@@ -201,11 +243,59 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
     return app.exit(error, out, err) == 0 ? 0 : 2;
   }
 
+  if (show_version) {
+    out << "gmem-advise " << HSA_GMEM_VERSION_MAJOR << "." << HSA_GMEM_VERSION_MINOR
+        << "." << HSA_GMEM_VERSION_PATCH << "\n";
+    return 0;
+  }
+  if (!nodes->parsed() && !backend->parsed() && !explain->parsed()) {
+    err << app.help();
+    return 2;
+  }
+
+  // explain's own arguments are usage errors whatever the machine has.
+  thunk::AdviceRequest request{};
+  if (explain->parsed()) {
+    HSA_HMADVISE_HINT hint{};
+    if (!thunk::hint_from_name(hint_text, &hint)) {
+      err << "gmem-advise: unknown hint \"" << hint_text << "\"\n";
+      return 2;
+    }
+    request.hint = hint;
+    std::uint64_t number = 0;
+    if (node_text == "none") {
+      request.node_id = HSA_HMADVISE_NO_NODE;
+    } else if (parse_number(node_text, false, &number) && number < HSA_HMADVISE_NO_NODE) {
+      request.node_id = static_cast<std::uint32_t>(number);
+    } else {
+      err << "gmem-advise: --node \"" << node_text << "\" is not a node id\n";
+      return 2;
+    }
+    if (!parse_number(start_text, false, &number)) {
+      err << "gmem-advise: --start \"" << start_text << "\" is not an address\n";
+      return 2;
+    }
+    request.start = static_cast<std::uintptr_t>(number);
+    if (!parse_number(size_text, true, &request.size)) {
+      err << "gmem-advise: --size \"" << size_text << "\" is not a size\n";
+      return 2;
+    }
+  }
+
   Topology topology;
   thunk::Status status = Topology::load(sysfs_root, &topology);
+  bool placeholder_topology = false;
   if (!status.ok()) {
-    err << "gmem-advise: " << status.message << "\n";
-    return 1;
+    if (!explain->parsed() || backend_text == "active") {
+      err << "gmem-advise: " << status.message << "\n";
+      return 1;
+    }
+    // explain needs no machine: a stand-in topology shows the shape of
+    // each call, with the node's ids left as names.
+    out << "no KFD topology (" << status.message << "): KFD node 0 is taken as "
+           "the CPU node, other nodes as GPUs, their ids shown by name\n";
+    topology = placeholder_topology_for(request.node_id);
+    placeholder_topology = true;
   }
 
   if (nodes->parsed()) return list_nodes(topology, out);
@@ -229,38 +319,12 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
     status = thunk::Session::open(environment.kernel, options, &session, &report);
     for (const std::string& step : report.steps) out << step << "\n";
     if (!status.ok()) {
-      err << "gmem-advise: no backend: " << status.message << "\n";
+      err << "gmem-advise: no backend (" << thunk::status_name(status.code)
+          << "): " << status.message << "\n";
       return 1;
     }
     out << "active backend: " << thunk::backend_name(session->backend()) << "\n";
     return 0;
-  }
-
-  // explain
-  thunk::AdviceRequest request{};
-  HSA_HMADVISE_HINT hint{};
-  if (!thunk::hint_from_name(hint_text, &hint)) {
-    err << "gmem-advise: unknown hint \"" << hint_text << "\"\n";
-    return 2;
-  }
-  request.hint = hint;
-  std::uint64_t number = 0;
-  if (node_text == "none") {
-    request.node_id = HSA_HMADVISE_NO_NODE;
-  } else if (parse_number(node_text, false, &number) && number < HSA_HMADVISE_NO_NODE) {
-    request.node_id = static_cast<std::uint32_t>(number);
-  } else {
-    err << "gmem-advise: --node \"" << node_text << "\" is not a node id\n";
-    return 2;
-  }
-  if (!parse_number(start_text, false, &number)) {
-    err << "gmem-advise: --start \"" << start_text << "\" is not an address\n";
-    return 2;
-  }
-  request.start = static_cast<std::uintptr_t>(number);
-  if (!parse_number(size_text, true, &request.size)) {
-    err << "gmem-advise: --size \"" << size_text << "\" is not a size\n";
-    return 2;
   }
 
   std::vector<Backend> backends;
@@ -268,13 +332,16 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
   if (backend_text == "active") {
     status = thunk::Session::open(environment.kernel, options, &session, nullptr);
     if (!status.ok()) {
-      err << "gmem-advise: no backend: " << status.message << "\n";
+      err << "gmem-advise: no backend (" << thunk::status_name(status.code)
+          << "): " << status.message << "\n";
       return 1;
     }
     backends.push_back(session->backend());
   } else {
-    if (backend_text != "kfd") backends.push_back(Backend::syscall);
-    if (backend_text != "syscall") backends.push_back(Backend::kfd_svm);
+    const bool every = backend_text == "all" || backend_text == "both";
+    if (every || backend_text == "syscall") backends.push_back(Backend::syscall);
+    if (every || backend_text == "rocr") backends.push_back(Backend::rocr_svm);
+    if (every || backend_text == "kfd") backends.push_back(Backend::kfd_svm);
   }
 
   out << thunk::hint_name(request.hint) << " on "
@@ -289,12 +356,15 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
     thunk::Plan plan;
     status = thunk::plan_advice(request, topology, each, environment.page_size, &plan);
     if (!status.ok()) {
-      out << "  refused before any kernel call (HSAKMT_STATUS " << status.code
+      out << "  refused before any kernel call (" << thunk::status_name(status.code)
           << "): " << status.message << "\n";
       exit_status = 1;
       continue;
     }
-    print_plan(plan, topology, out);
+    std::ostringstream text;
+    print_plan(plan, topology, text);
+    out << (placeholder_topology ? with_placeholder_names(text.str(), request.node_id)
+                                 : text.str());
   }
   return exit_status;
 }
