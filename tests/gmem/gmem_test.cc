@@ -1024,7 +1024,7 @@ struct Model {
     if (len_in && !len) return -EINVAL;
     uintptr_t end = start + len;
     if (end < start) return -EINVAL;
-    if (end == start) return 0;
+    // The node is checked before an empty range succeeds.
     if (hnid < -1) return -EINVAL;
     if (hnid == -1) {
       if (b != HMADV_DONTNEED) return -EINVAL;
@@ -1033,6 +1033,7 @@ struct Model {
     } else if (hnid != dev_hnids[0] && hnid != dev_hnids[1]) {
       return -ENODEV;
     }
+    if (end == start) return 0;
     // Holes: everything outside [mapped_lo, mapped_hi) and inside the hole.
     if (start < mapped_lo || end > mapped_hi) return -ENOMEM;
     if (start < hole_hi && end > hole_lo) return -ENOMEM;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -126,6 +127,44 @@ TEST_F(GmemTest, ReadMostlyWriteByFirstReaderReachesOtherCopies) {
   ASSERT_EQ(dev(1).Read(b, kBlock, got.data()), 0);
   EXPECT_EQ(Compare(got, ref, 0).differ, 0u) << "device 1 read its stale copy";
   EXPECT_EQ(Fnv(b, kBlock), Fnv(ref.data(), kBlock));
+}
+
+// The same when device 0 took the block by writing it: its writable entries
+// must become read-only before device 1 copies the block, so that its next
+// write faults and ends the copies instead of landing unseen.
+TEST_F(GmemTest, ReadMostlyWriteByWriterAfterDuplicationReachesOtherCopies) {
+  Mapping m(2 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = AlignedBlock(m);
+  Pattern(b, kBlock, 47);
+  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), kBlock, HMADV_READ_MOSTLY), 0);
+  ASSERT_EQ(dev(0).Fill(b, kBlock, 0x11), 0);  // device 0 takes the block, writable
+  std::vector<uint8_t> ref(kBlock, 0x11);
+  tgm_counters before = dev(1).Counters();
+  ASSERT_EQ(dev(1).Checksum(b, kBlock), Fnv(ref.data(), kBlock));
+  ASSERT_EQ(dev(1).Counters().duplicated - before.duplicated, kBlock / kPage);
+  EXPECT_EQ(dev(0).Counters().mapped_write, 0u) << "device 0 kept writable entries";
+
+  uint64_t faults = 0;
+  ASSERT_EQ(dev(0).gmem::Device::Fill(b, kPage, 0x22, &faults), 0);
+  EXPECT_GT(faults, 0u) << "device 0 wrote read-mostly data without a fault";
+  memset(ref.data(), 0x22, kPage);
+  std::vector<uint8_t> got(kBlock);
+  ASSERT_EQ(dev(1).Read(b, kBlock, got.data()), 0);
+  EXPECT_EQ(Compare(got, ref, 0x11).differ, 0u) << "device 1 read its stale copy";
+  EXPECT_EQ(Fnv(b, kBlock), Fnv(ref.data(), kBlock));
+}
+
+// An empty range does nothing, but the node is still checked, as madvise()
+// checks its arguments before it looks at the length: a caller probing a
+// node with len 0 must not be told that a node which does not exist is fine.
+TEST(GmemSyscallHardening, EmptyRangeStillChecksTheNode) {
+  EXPECT_EQ(Hmadvise(0, kPage, 0, HMADV_PREFETCH), 0);
+  EXPECT_EQ(Hmadvise(1000, kPage, 0, HMADV_PREFETCH), -ENODEV);
+  EXPECT_EQ(Hmadvise(1000, kPage, 0, HMADV_PIN), -ENODEV);
+  EXPECT_EQ(Hmadvise(-2, kPage, 0, HMADV_PREFETCH), -EINVAL);
+  EXPECT_EQ(Hmadvise(-1, kPage, 0, HMADV_READ_MOSTLY), -EINVAL);
+  EXPECT_EQ(Hmadvise(0, kPage, 0, HMADV_ACCESSED_BY), -EINVAL) << "a host node for a device hint";
 }
 
 }  // namespace
