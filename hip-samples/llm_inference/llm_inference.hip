@@ -4,12 +4,16 @@
 // A CPU reference of the same model checks the logits of the first tokens.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "hip_common.hpp"
 #include "llm_checkpoint.hpp"
 #include "llm_model.hpp"
 #include "llm_reference.hpp"
+#include "llm_sampler.hpp"
+#include "llm_tokenizer.hpp"
 
 namespace {
 
@@ -18,15 +22,22 @@ using namespace gmem_samples::llm;
 
 constexpr const char* kUsage =
     "usage: llm_inference [--checkpoint FILE | --weights SIZE | --weights-factor F]\n"
-    "                     [--prompt-tokens T1,T2,...] [--tokens N] [--check-positions K]\n"
+    "                     [--tokenizer FILE --prompt TEXT | --prompt-tokens T1,T2,...]\n"
+    "                     [--tokens N] [--temperature T] [--top-p P] [--check-positions K]\n"
     "                     [--seed S] [--device D]\n"
     "  --checkpoint FILE    llama2.c format checkpoint (e.g. stories15M.bin)\n"
     "  --weights SIZE       synthetic model of at least SIZE bytes (e.g. 96G)\n"
     "  --weights-factor F   synthetic model of F x the GPU's memory (default 1.5)\n"
+    "  --tokenizer FILE     llama2.c tokenizer (tokenizer.bin): the prompt is text\n"
+    "                       and the output is printed as text\n"
+    "  --prompt TEXT        prompt text (with --tokenizer; default empty)\n"
     "  --prompt-tokens      prompt token ids (default 1, the llama BOS token)\n"
     "  --tokens N           tokens to generate (default 16)\n"
-    "  --check-positions K  positions whose logits the CPU reference checks (default 2)\n"
-    "  --seed S             synthetic weight seed (default 1)\n"
+    "  --temperature T      0 (default): greedy; else sampled at T\n"
+    "  --top-p P            nucleus sampling threshold (default 0.9)\n"
+    "  --check-positions K  the CPU reference checks the first K positions and the\n"
+    "                       last one, past the first attention block (default 2)\n"
+    "  --seed S             synthetic weight and sampling seed (default 1)\n"
     "  --device D           GPU to use (default 0)\n";
 
 // GPU logits must match the CPU's within this share of the largest logit:
@@ -279,13 +290,34 @@ Model build_model(const CommandLine& args, const GpuInfo& gpu) {
   return model;
 }
 
+// A number >= 0 (parse_double_list takes only positive ones, and a
+// temperature of 0 means greedy).
+double parse_one_double(const std::string& text, const std::string& what) {
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(value >= 0) || !std::isfinite(value))
+    throw UsageError(what + " must be a number >= 0, got '" + text + "'");
+  return value;
+}
+
 int run(ResultLine& result, int argc, char** argv) {
   CommandLine args(argc, argv,
                    {"checkpoint", "weights", "weights-factor", "prompt-tokens", "tokens",
-                    "check-positions", "seed", "device"},
+                    "check-positions", "seed", "device", "tokenizer", "prompt", "temperature",
+                    "top-p"},
                    {});
   const int device = static_cast<int>(parse_unsigned(args.value_or("device", "0"), "--device"));
-  const std::vector<int> prompt = parse_int_list(args.value_or("prompt-tokens", "1"), "--prompt-tokens");
+  std::vector<int> prompt = parse_int_list(args.value_or("prompt-tokens", "1"), "--prompt-tokens");
+  SamplerSettings sampling;
+  sampling.temperature = static_cast<float>(
+      parse_one_double(args.value_or("temperature", "0"), "--temperature"));
+  sampling.top_p = static_cast<float>(parse_one_double(args.value_or("top-p", "0.9"), "--top-p"));
+  if (sampling.temperature < 0 || sampling.top_p <= 0)
+    throw UsageError("--temperature must be >= 0 and --top-p > 0");
+  CoinSource coins(parse_unsigned(args.value_or("seed", "1"), "--seed"));
+  const std::string tokenizer_path = args.value_or("tokenizer", "");
+  if (tokenizer_path.empty() && !args.value_or("prompt", "").empty())
+    throw UsageError("--prompt needs --tokenizer (or give --prompt-tokens)");
   const int to_generate = static_cast<int>(parse_unsigned(args.value_or("tokens", "16"), "--tokens"));
   const int check_positions =
       static_cast<int>(parse_unsigned(args.value_or("check-positions", "2"), "--check-positions"));
@@ -303,6 +335,12 @@ int run(ResultLine& result, int argc, char** argv) {
               describe(config).c_str(), format_gib(model.layout.bytes()).c_str(),
               static_cast<double>(model.layout.bytes()) / static_cast<double>(gpu.total_bytes),
               format_gib(gpu.total_bytes).c_str());
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!tokenizer_path.empty()) {
+    tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path, config.vocab_size));
+    prompt = tokenizer->encode(args.value_or("prompt", ""), true, false);
+    std::printf("prompt: %zu tokens\n", prompt.size());
+  }
   for (int token : prompt)
     if (token >= config.vocab_size)
       throw UsageError("prompt token " + std::to_string(token) + " is outside the vocabulary of " +
@@ -315,19 +353,34 @@ int run(ResultLine& result, int argc, char** argv) {
   const Weights weights = bind_weights(model.layout, model.weights.get());
   DeviceDecoder decoder(config, weights, total_positions);
   std::vector<int> tokens = prompt;
+  // The first positions, and the last one: later positions attend over a
+  // longer KV cache, past the first attention block.
+  std::vector<int> checked_positions;
+  for (int position = 0; position < std::min(check_positions, total_positions); ++position)
+    checked_positions.push_back(position);
+  if (checked_positions.back() != total_positions - 1)
+    checked_positions.push_back(total_positions - 1);
   std::vector<std::vector<float>> checked_logits;
-  const int checked = std::min(check_positions, total_positions);
 
   WallTimer timer;
   double first_token_seconds = 0.0;
-  std::printf("generated token ids:");
+  if (tokenizer) {
+    std::printf("text: %s", tokenizer->decode_all(prompt).c_str());
+  } else {
+    std::printf("generated token ids:");
+  }
   for (int position = 0; position < total_positions; ++position) {
     std::vector<float> logits = decoder.forward(tokens[position], position);
-    if (position < checked) checked_logits.push_back(logits);
+    if (std::find(checked_positions.begin(), checked_positions.end(), position) !=
+        checked_positions.end())
+      checked_logits.push_back(logits);
     if (position + 1 < static_cast<int>(tokens.size())) continue;  // still reading the prompt
-    tokens.push_back(argmax(logits));
+    tokens.push_back(sample_token(logits, sampling, coins.next()));
     if (tokens.size() == prompt.size() + 1) first_token_seconds = timer.seconds();
-    std::printf(" %d", tokens.back());
+    if (tokenizer)
+      std::printf("%s", tokenizer->decode(tokens[tokens.size() - 2], tokens.back()).c_str());
+    else
+      std::printf(" %d", tokens.back());
     std::fflush(stdout);
   }
   const double total_seconds = timer.seconds();
@@ -339,15 +392,21 @@ int run(ResultLine& result, int argc, char** argv) {
               first_token_seconds, decode_tokens_per_second, weight_gbps);
 
   // The CPU reads the same malloc'd weights; pages on the GPU come back.
-  std::printf("CPU reference over the first %d position(s)...\n", checked);
+  // The reference runs every position up to the last checked one (its KV
+  // cache needs them) and compares the checked ones.
+  std::printf("CPU reference over positions 0..%d, checking %zu of them...\n",
+              checked_positions.back(), checked_positions.size());
   WallTimer cpu_timer;
   ReferenceDecoder reference(config, weights);
   bool verified = true;
   double worst = 0.0;
-  for (int position = 0; position < checked; ++position) {
+  std::size_t next_check = 0;
+  for (int position = 0; position <= checked_positions.back(); ++position) {
     const std::vector<float> expected = reference.forward(tokens[position], position);
-    const double difference = max_relative_difference(checked_logits[position], expected);
-    const bool same_top = argmax(checked_logits[position]) == argmax(expected);
+    if (position != checked_positions[next_check]) continue;
+    const std::vector<float>& gpu_logits = checked_logits[next_check++];
+    const double difference = max_relative_difference(gpu_logits, expected);
+    const bool same_top = argmax(gpu_logits) == argmax(expected);
     worst = std::max(worst, difference);
     const bool ok = difference <= kLogitTolerance;
     verified &= ok;
