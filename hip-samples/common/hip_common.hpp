@@ -160,6 +160,9 @@ int run_sample_main(const char* sample, const char* usage, Body&& body) {
   int exit_code = kExitError;
   try {
     exit_code = body(result);
+  } catch (const HelpRequested&) {
+    std::fputs(usage, stdout);
+    return kExitVerified;  // nothing ran, so no RESULT line
   } catch (const UsageError& error) {
     std::fprintf(stderr, "%s: %s\n%s", sample, error.what(), usage);
     exit_code = kExitError;

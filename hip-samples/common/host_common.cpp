@@ -143,6 +143,7 @@ CommandLine::CommandLine(int argc, const char* const* argv,
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") throw HelpRequested();
     if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
     std::string name = arg.substr(2);
     std::optional<std::string> inline_value;

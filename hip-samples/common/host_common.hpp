@@ -40,6 +40,13 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by CommandLine for --help or -h: the sample prints its usage and
+// exits 0, having run nothing.
+class HelpRequested : public std::exception {
+ public:
+  const char* what() const noexcept override { return "help requested"; }
+};
+
 // One line per sample run, always in the same shape so it can be collected:
 //   RESULT sample=<name> status=<PASS|FAIL|SKIP> key=value ...
 class ResultLine {

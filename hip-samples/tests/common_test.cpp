@@ -70,6 +70,13 @@ TEST(CommandLine, AcceptsBothValueForms) {
   EXPECT_EQ(args.value_or("missing", "fallback"), "fallback");
 }
 
+TEST(CommandLine, HelpIsItsOwnOutcomeWhereverItStands) {
+  const char* alone[] = {"sample", "--help"};
+  EXPECT_THROW(CommandLine(2, alone, {"size"}, {}), HelpRequested);
+  const char* after_options[] = {"sample", "--size", "4K", "-h"};
+  EXPECT_THROW(CommandLine(4, after_options, {"size"}, {}), HelpRequested);
+}
+
 TEST(CommandLine, RejectsUnknownAndIncomplete) {
   const char* unknown[] = {"prog", "--sise=2G"};
   EXPECT_THROW(CommandLine(2, unknown, {"size"}, {}), UsageError);
