@@ -172,6 +172,13 @@ class Device {
     if (evicted) *evicted = ret ? 0 : r.evicted;
     return ret;
   }
+  // The device's hazards (TGM_HAZARD_*): it behaves like a GPU, not an
+  // ideal device. Per device, for every process using it.
+  int SetHazards(const tgm_hazards &h) {
+    tgm_hazards copy = h;
+    return Ioctl(TGM_IOC_SET_HAZARDS, &copy);
+  }
+  int GetHazards(tgm_hazards *out) { return Ioctl(TGM_IOC_GET_HAZARDS, out); }
   // Driver-requested eviction: `freed` receives the bytes GMEM evicted.
   int Evict(uint64_t bytes, uint64_t *freed) {
     int ret = Ioctl(TGM_IOC_EVICT, &bytes);

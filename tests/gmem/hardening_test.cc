@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -44,6 +46,19 @@ Diff Compare(const std::vector<uint8_t> &got, const std::vector<uint8_t> &want,
   }
   return d;
 }
+
+// Hazards of a device for one case: set on construction, all off again at
+// the end (they outlive the process otherwise).
+class HazardScope {
+ public:
+  HazardScope(Device &dev, const tgm_hazards &h) : dev_(dev) { set_ = dev_.SetHazards(h); }
+  ~HazardScope() { dev_.SetHazards(tgm_hazards{}); }
+  int status() const { return set_; }
+
+ private:
+  Device &dev_;
+  int set_;
+};
 
 // A second process fills all the device memory it can get on device
 // `index` with kOtherProcessByte and holds it until told to go. Returns its
@@ -153,6 +168,85 @@ TEST_F(GmemTest, ReadMostlyWriteByWriterAfterDuplicationReachesOtherCopies) {
   ASSERT_EQ(dev(1).Read(b, kBlock, got.data()), 0);
   EXPECT_EQ(Compare(got, ref, 0x11).differ, 0u) << "device 1 read its stale copy";
   EXPECT_EQ(Fnv(b, kBlock), Fnv(ref.data(), kBlock));
+}
+
+// HMADV_NO_ACCESS is a permission: once hmadvise() returns, the device
+// reaches none of the range, not even through a fault that read the
+// attributes before the change and maps the block after it. Each round, a
+// second thread starts a device access that faults (slowly: the block
+// migrates and page table updates wait 10 ms), the access is taken away
+// meanwhile, and once that access has finished a device read must be
+// refused.
+TEST_F(GmemTest, NoAccessHoldsAgainstFaultsInFlight) {
+  const int kRounds = 20;
+  tgm_hazards slow = {};
+  slow.flags = TGM_HAZARD_SLOW_MAP;
+  slow.map_delay_us = 10000;
+  HazardScope hazards(dev(0), slow);
+  ASSERT_EQ(hazards.status(), 0);
+  Mapping m(2 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = AlignedBlock(m);
+  Pattern(b, kBlock, 53);
+  const int hnid = dev(0).hnid();
+  const uintptr_t start = reinterpret_cast<uintptr_t>(b);
+  std::atomic<int> started{0}, finished{0};
+  std::thread faulter([&] {
+    // Accesses of one file run in parallel (test_gmem takes its lock for
+    // reading), as a GPU's queues fault while the process advises.
+    for (int round = 1; round <= kRounds; round++) {
+      while (started.load() < round) std::this_thread::yield();
+      dev(0).Checksum(b, kBlock);
+      finished.store(round);
+    }
+  });
+  int granted_after_revoke = 0, refused = 0;
+  std::vector<uint8_t> page(kPage);
+  for (int round = 1; round <= kRounds; round++) {
+    // Home first, so that the access migrates the block.
+    ASSERT_EQ(Hmadvise(0, start, kBlock, HMADV_PREFETCH), 0);
+    ASSERT_EQ(Hmadvise(hnid, start, kBlock, HMADV_UNSET_NO_ACCESS), 0);
+    started.store(round);
+    usleep(2000);
+    ASSERT_EQ(Hmadvise(hnid, start, kBlock, HMADV_NO_ACCESS), 0);
+    while (finished.load() < round) std::this_thread::yield();
+    int ret = dev(0).Read(b + (round % 512) * kPage, kPage, page.data());
+    granted_after_revoke += ret == 0;
+    refused += ret == -EPERM;
+  }
+  faulter.join();
+  EXPECT_EQ(granted_after_revoke, 0)
+      << "device reads that succeeded after HMADV_NO_ACCESS returned, of " << kRounds;
+  EXPECT_EQ(refused, kRounds);
+}
+
+TEST_F(GmemTest, HazardsRejectBadSettings) {
+  tgm_hazards h = {};
+  h.flags = 1U << 31;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "unknown flag";
+  h = {};
+  h.flags = TGM_HAZARD_SLOW_MAP;
+  h.map_delay_us = 100001;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "delay too long";
+  h = {};
+  h.reserved[1] = 1;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "reserved field set";
+  h = {};
+  h.flags = TGM_HAZARD_SLOW_MAP;
+  h.map_delay_us = 250;
+  ASSERT_EQ(dev(0).SetHazards(h), 0);
+  tgm_hazards got = {};
+  ASSERT_EQ(dev(1).GetHazards(&got), 0);
+  EXPECT_EQ(got.flags, 0u) << "hazards are per device";
+  ASSERT_EQ(dev(0).GetHazards(&got), 0);
+  EXPECT_EQ(got.flags, TGM_HAZARD_SLOW_MAP);
+  EXPECT_EQ(got.map_delay_us, 250u);
+  // The device still works, only slower.
+  Mapping m(kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  ASSERT_EQ(dev(0).Fill(m.get(), kBlock, 9), 0);
+  EXPECT_EQ(m.get()[kBlock - 1], 9);
+  ASSERT_EQ(dev(0).SetHazards(tgm_hazards{}), 0);
 }
 
 // An empty range does nothing, but the node is still checked, as madvise()
