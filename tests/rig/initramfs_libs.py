@@ -110,6 +110,9 @@ def check_program(guest, program, problems):
     if interp and not guest.visible(interp):
         problems.append(f"{program}: interpreter {interp}: not found in the guest")
     seen = {}
+    # The loader is loaded already: a NEEDED entry of its name is it.
+    if interp and guest.visible(interp):
+        seen[os.path.basename(interp)] = interp
     todo = [(program, info)]
     while todo:
         obj, (_, needed, rpath, runpath) = todo.pop()
@@ -128,7 +131,7 @@ def check_program(guest, program, problems):
             sub = read_dynamic(guest.host(path))
             if sub:
                 todo.append((path, sub))
-    return len([p for p in seen.values() if p])
+    return len([p for p in seen.values() if p]) - (1 if interp else 0)
 
 
 def check_origins(guest, build_lib_dir, problems):
