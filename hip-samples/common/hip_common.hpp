@@ -67,8 +67,9 @@ inline GpuInfo query_gpu(int device) {
 }
 
 // Returns every visible GPU that can use malloc'd memory, or throws
-// CannotRun with what is missing and how to fix it. Without XNACK a GPU
-// access to malloc'd memory is a fatal page fault, so we refuse up front.
+// CannotRun with what is missing and how to fix it. Without pageable memory
+// access a GPU access to malloc'd memory is a fatal page fault, so we
+// refuse up front (assess_malloc_access() decides).
 inline std::vector<GpuInfo> require_xnack_gpus(int minimum_count = 1) {
   int count = 0;
   const hipError_t status = hipGetDeviceCount(&count);
@@ -82,22 +83,20 @@ inline std::vector<GpuInfo> require_xnack_gpus(int minimum_count = 1) {
   std::string refusals;
   for (int device = 0; device < count; ++device) {
     GpuInfo info = query_gpu(device);
-    const XnackMode mode = xnack_mode_from_arch_name(info.arch_name);
-    if (mode == XnackMode::kEnabled) {
+    const MallocAccess access = assess_malloc_access(info.pageable_memory_access, info.arch_name);
+    if (access.usable) {
+      if (!access.explanation.empty())
+        std::fprintf(stderr, "note: GPU %d (%s): %s\n", device, info.arch_name.c_str(),
+                     access.explanation.c_str());
       usable.push_back(info);
       continue;
     }
     refusals += "\n  GPU " + std::to_string(device) + " " + info.name + " (" + info.arch_name +
-                "): " +
-                (mode == XnackMode::kDisabled
-                     ? "XNACK is off in this process; on a stock ROCm kernel run with "
-                       "HSA_XNACK=1, and check the kernel has HMM/SVM (amdgpu.noretry=0)"
-                     : "this GPU has no XNACK (page-fault retry); malloc'd memory needs an "
-                       "MI200/MI300-class GPU");
+                "): " + access.explanation;
   }
   if (static_cast<int>(usable.size()) < minimum_count)
     throw CannotRun("need " + std::to_string(minimum_count) +
-                        " GPU(s) with XNACK enabled, found " + std::to_string(usable.size()) +
+                        " GPU(s) with pageable memory access (XNACK), found " + std::to_string(usable.size()) +
                         refusals);
   return usable;
 }

@@ -190,6 +190,33 @@ XnackMode xnack_mode_from_arch_name(const std::string& arch_name) {
   return XnackMode::kNotReported;
 }
 
+MallocAccess assess_malloc_access(bool pageable_memory_access, const std::string& arch_name) {
+  const XnackMode mode = xnack_mode_from_arch_name(arch_name);
+  if (pageable_memory_access) {
+    switch (mode) {
+      case XnackMode::kEnabled: return {true, ""};
+      case XnackMode::kDisabled:
+        return {true, "HIP reports pageable memory access although the architecture says "
+                      "xnack- (as on APUs that share the CPU's page tables)"};
+      case XnackMode::kNotReported:
+        return {true, "HIP reports pageable memory access; the architecture name does not "
+                      "list xnack"};
+    }
+  }
+  switch (mode) {
+    case XnackMode::kEnabled:
+      return {false, "XNACK is on, but HIP reports no pageable memory access: the kernel "
+                     "does not mirror this process (amdgpu needs HMM and CONFIG_HSA_AMD_SVM, "
+                     "and amdgpu.noretry=0)"};
+    case XnackMode::kDisabled:
+      return {false, "XNACK is off in this process; on a stock ROCm kernel run with "
+                     "HSA_XNACK=1, and check the kernel has HMM/SVM (amdgpu.noretry=0)"};
+    case XnackMode::kNotReported: break;
+  }
+  return {false, "HIP reports no pageable memory access and this GPU has no XNACK "
+                 "(page-fault retry); malloc'd memory needs an MI200/MI300-class GPU"};
+}
+
 std::string base_arch_name(const std::string& arch_name) {
   return arch_name.substr(0, arch_name.find(':'));
 }
@@ -277,6 +304,42 @@ std::optional<std::uint64_t> first_mismatch(const std::uint32_t* data, std::uint
   });
   if (lowest.load() == std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
   return lowest.load();
+}
+
+void SideBySide::set(const std::string& row, const std::string& column, const std::string& text) {
+  if (std::find(rows_.begin(), rows_.end(), row) == rows_.end()) rows_.push_back(row);
+  if (std::find(columns_.begin(), columns_.end(), column) == columns_.end())
+    columns_.push_back(column);
+  cells_[{row, column}] = text;
+}
+
+std::string SideBySide::format() const {
+  std::vector<std::size_t> widths{row_heading_.size()};
+  for (const auto& row : rows_) widths[0] = std::max(widths[0], row.size());
+  for (const auto& column : columns_) {
+    std::size_t width = column.size();
+    for (const auto& row : rows_) {
+      const auto cell = cells_.find({row, column});
+      width = std::max(width, cell == cells_.end() ? std::size_t{1} : cell->second.size());
+    }
+    widths.push_back(width);
+  }
+  std::ostringstream out;
+  const auto line = [&](const std::string& first, const std::function<std::string(std::size_t)>& cell) {
+    out << "  " << first << std::string(widths[0] - first.size(), ' ');
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      const std::string text = cell(c);
+      out << "  " << std::string(widths[c + 1] - text.size(), ' ') << text;
+    }
+    out << "\n";
+  };
+  line(row_heading_, [&](std::size_t c) { return columns_[c]; });
+  for (const auto& row : rows_)
+    line(row, [&](std::size_t c) {
+      const auto cell = cells_.find({row, columns_[c]});
+      return cell == cells_.end() ? std::string("-") : cell->second;
+    });
+  return out.str();
 }
 
 }  // namespace gmem_samples

@@ -109,8 +109,34 @@ class CommandLine {
 // recoverable page faults in this process, so malloc'd memory is unusable.
 enum class XnackMode { kEnabled, kDisabled, kNotReported };
 XnackMode xnack_mode_from_arch_name(const std::string& arch_name);
+
+// Whether a GPU can use malloc'd memory in this process. HIP's
+// hipDeviceAttributePageableMemoryAccess decides: it is set only when the
+// GPU retries faults (XNACK) and the kernel mirrors the process (HMM/SVM).
+// The architecture name's xnack flag only explains a refusal or a surprise.
+struct MallocAccess {
+  bool usable = false;
+  std::string explanation;  // why not, or a caveat when usable; may be empty
+};
+MallocAccess assess_malloc_access(bool pageable_memory_access, const std::string& arch_name);
 // "gfx90a:sramecc+:xnack+" -> "gfx90a".
 std::string base_arch_name(const std::string& arch_name);
+
+// Figures measured once per run mode (hints on, hints off, a baseline...),
+// printed side by side: one row per figure, one column per mode, in the
+// order rows and columns were first given. Unset cells show "-".
+class SideBySide {
+ public:
+  explicit SideBySide(std::string row_heading) : row_heading_(std::move(row_heading)) {}
+  void set(const std::string& row, const std::string& column, const std::string& text);
+  std::string format() const;
+
+ private:
+  std::string row_heading_;
+  std::vector<std::string> rows_;
+  std::vector<std::string> columns_;
+  std::map<std::pair<std::string, std::string>, std::string> cells_;
+};
 
 // MemAvailable from a /proc/meminfo text, in bytes; nullopt if missing.
 std::optional<std::uint64_t> parse_meminfo_available(const std::string& meminfo_text);

@@ -97,6 +97,52 @@ TEST(Xnack, ReadsModeFromArchitectureName) {
   EXPECT_EQ(base_arch_name("gfx908"), "gfx908");
 }
 
+TEST(MallocAccess, ThePageableAttributeDecides) {
+  EXPECT_TRUE(assess_malloc_access(true, "gfx90a:sramecc+:xnack+").usable);
+  EXPECT_TRUE(assess_malloc_access(true, "gfx90a:sramecc+:xnack+").explanation.empty());
+  // The xnack+ substring alone is not enough: the kernel must mirror the process.
+  const MallocAccess no_hmm = assess_malloc_access(false, "gfx90a:sramecc+:xnack+");
+  EXPECT_FALSE(no_hmm.usable);
+  EXPECT_NE(no_hmm.explanation.find("no pageable memory access"), std::string::npos);
+  EXPECT_NE(no_hmm.explanation.find("CONFIG_HSA_AMD_SVM"), std::string::npos);
+}
+
+TEST(MallocAccess, TheArchitectureNameExplainsARefusal) {
+  const MallocAccess off = assess_malloc_access(false, "gfx942:sramecc+:xnack-");
+  EXPECT_FALSE(off.usable);
+  EXPECT_NE(off.explanation.find("HSA_XNACK=1"), std::string::npos);
+  const MallocAccess none = assess_malloc_access(false, "gfx1030");
+  EXPECT_FALSE(none.usable);
+  EXPECT_NE(none.explanation.find("has no XNACK"), std::string::npos);
+}
+
+TEST(MallocAccess, UsableWithoutXnackPlusSaysWhyItTrustsTheRuntime) {
+  const MallocAccess apu = assess_malloc_access(true, "gfx942:sramecc+:xnack-");
+  EXPECT_TRUE(apu.usable);
+  EXPECT_NE(apu.explanation.find("xnack-"), std::string::npos);
+  const MallocAccess unlisted = assess_malloc_access(true, "gfx1100");
+  EXPECT_TRUE(unlisted.usable);
+  EXPECT_NE(unlisted.explanation.find("does not list xnack"), std::string::npos);
+}
+
+TEST(SideBySide, OneRowPerFigureOneColumnPerMode) {
+  SideBySide table("experiment");
+  table.set("cold", "hints on", "1.5 ms");
+  table.set("prefetched", "hints on", "0.25 ms");
+  table.set("cold", "hints off", "10.0 ms");
+  EXPECT_EQ(table.format(),
+            "  experiment  hints on  hints off\n"
+            "  cold          1.5 ms    10.0 ms\n"
+            "  prefetched   0.25 ms          -\n");
+}
+
+TEST(SideBySide, ALaterValueReplacesTheCell) {
+  SideBySide table("x");
+  table.set("a", "b", "1");
+  table.set("a", "b", "22");
+  EXPECT_EQ(table.format(), "  x   b\n  a  22\n");
+}
+
 TEST(HostMemory, ParsesMemAvailable) {
   const std::string meminfo =
       "MemTotal:       32768000 kB\nMemFree:         1000 kB\nMemAvailable:   16384000 kB\n";
