@@ -1,5 +1,6 @@
 #include "oversubscription_plan.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -69,6 +70,20 @@ Plan plan_runs(std::uint64_t gpu_bytes, std::optional<std::uint64_t> host_availa
     plan.runs.push_back(run);
   }
   return plan;
+}
+
+std::uint64_t default_chunk_bytes(std::uint64_t gpu_bytes) {
+  const std::uint64_t eighth = gpu_bytes / 8 / kSizeGranularity * kSizeGranularity;
+  return std::min<std::uint64_t>(std::max(eighth, kSizeGranularity), 1ull << 30);
+}
+
+std::vector<Chunk> split_into_chunks(std::uint64_t buffer_bytes, std::uint64_t chunk_bytes) {
+  if (buffer_bytes == 0 || chunk_bytes == 0) throw UsageError("chunk and buffer sizes must be > 0");
+  const std::uint64_t step = (chunk_bytes + kSizeGranularity - 1) / kSizeGranularity * kSizeGranularity;
+  std::vector<Chunk> chunks;
+  for (std::uint64_t offset = 0; offset < buffer_bytes; offset += step)
+    chunks.push_back(Chunk{offset, std::min(step, buffer_bytes - offset)});
+  return chunks;
 }
 
 }  // namespace gmem_samples::oversubscription

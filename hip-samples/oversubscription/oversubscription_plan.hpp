@@ -38,6 +38,19 @@ struct Plan {
 Plan plan_runs(std::uint64_t gpu_bytes, std::optional<std::uint64_t> host_available_bytes,
                const std::vector<double>& factors, double host_fraction = kDefaultHostFraction);
 
+// A pass walks the buffer in chunks so that, with hints on, the next chunk
+// can be prefetched while the kernel works on this one.
+struct Chunk {
+  std::uint64_t offset = 0;  // bytes from the buffer's start
+  std::uint64_t bytes = 0;
+};
+// Whole 2 MiB blocks: an eighth of GPU memory, at most 1 GiB, so two chunks
+// in flight use a quarter of the GPU at most.
+std::uint64_t default_chunk_bytes(std::uint64_t gpu_bytes);
+// [0, buffer_bytes) in chunks of chunk_bytes (rounded up to 2 MiB), the last
+// one shorter. Throws UsageError for a zero size.
+std::vector<Chunk> split_into_chunks(std::uint64_t buffer_bytes, std::uint64_t chunk_bytes);
+
 // Value of element `index` after `passes` streaming passes over the buffer.
 GMEM_HD inline std::uint32_t value_after_passes(std::uint64_t index, std::uint32_t seed,
                                                 std::uint32_t passes) {

@@ -73,5 +73,31 @@ TEST(OversubscriptionPlan, ValueAfterPassesAppliesEachPass) {
   EXPECT_NE(value_after_passes(77, 11, 2), value_after_passes(77, 11, 3));
 }
 
+TEST(OversubscriptionChunks, CoverTheBufferInWholeBlocksWithAShortLastOne) {
+  const std::uint64_t mib = 1ull << 20;
+  const auto chunks = split_into_chunks(9 * mib, 4 * mib);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0].offset, 0u);
+  EXPECT_EQ(chunks[1].offset, 4 * mib);
+  EXPECT_EQ(chunks[2].offset, 8 * mib);
+  EXPECT_EQ(chunks[2].bytes, 1 * mib);
+  std::uint64_t covered = 0;
+  for (const auto& chunk : split_into_chunks(1000 * mib, 3 * mib)) {
+    EXPECT_EQ(chunk.offset, covered);
+    EXPECT_EQ(chunk.offset % (2 * mib), 0u);  // 3 MiB became 4 MiB steps
+    covered += chunk.bytes;
+  }
+  EXPECT_EQ(covered, 1000 * mib);
+  EXPECT_THROW(split_into_chunks(0, mib), UsageError);
+  EXPECT_THROW(split_into_chunks(mib, 0), UsageError);
+}
+
+TEST(OversubscriptionChunks, DefaultIsAnEighthOfTheGpuBetween2MiBAnd1GiB) {
+  EXPECT_EQ(default_chunk_bytes(4ull << 30), 512ull << 20);
+  EXPECT_EQ(default_chunk_bytes(64ull << 30), 1ull << 30);
+  EXPECT_EQ(default_chunk_bytes(8ull << 20), 2ull << 20);
+  EXPECT_EQ(default_chunk_bytes((4ull << 30) + 12345) % (2ull << 20), 0u);
+}
+
 }  // namespace
 }  // namespace gmem_samples::oversubscription
