@@ -23,6 +23,18 @@ std::vector<Slice> partition(std::uint64_t count, int parts, std::uint64_t align
   return slices;
 }
 
+std::uint64_t block_rounded_bytes(std::uint64_t count) {
+  const std::uint64_t bytes = std::max<std::uint64_t>(count, 1) * sizeof(std::uint32_t);
+  return (bytes + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+}
+
+bool slices_start_on_blocks(std::uintptr_t base, const std::vector<Slice>& slices) {
+  for (const Slice& slice : slices)
+    if (slice.count != 0 && (base + slice.begin * sizeof(std::uint32_t)) % kBlockBytes != 0)
+      return false;
+  return true;
+}
+
 int owner_of(const std::vector<Slice>& slices, std::uint64_t index) {
   for (std::size_t i = 0; i < slices.size(); ++i)
     if (index >= slices[i].begin && index < slices[i].begin + slices[i].count)

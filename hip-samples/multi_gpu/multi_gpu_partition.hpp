@@ -20,6 +20,16 @@ struct Slice {
 // Throws std::invalid_argument for parts < 1 or alignment 0.
 std::vector<Slice> partition(std::uint64_t count, int parts, std::uint64_t alignment);
 
+// The migration block both GMEM and amdkfd move: slices start on it.
+constexpr std::uint64_t kBlockBytes = 2ull << 20;
+// Bytes to allocate for `count` uint32 elements: whole blocks, so an
+// aligned_alloc(kBlockBytes, ...) of it is valid and every slice boundary
+// that partition() puts on a block multiple is a real block boundary.
+std::uint64_t block_rounded_bytes(std::uint64_t count);
+// True when every non-empty slice of uint32 elements starts on a
+// kBlockBytes boundary of memory at `base`.
+bool slices_start_on_blocks(std::uintptr_t base, const std::vector<Slice>& slices);
+
 // Which slice holds `index`.
 int owner_of(const std::vector<Slice>& slices, std::uint64_t index);
 

@@ -50,6 +50,21 @@ TEST(Partition, RejectsBadArguments) {
   EXPECT_THROW(partition(10, 2, 0), std::invalid_argument);
 }
 
+TEST(Partition, BlockSlicesOfABlockAlignedBufferStartOnBlocks) {
+  const std::uint64_t count = 100'000'000;  // not a whole number of blocks
+  const std::uint64_t bytes = block_rounded_bytes(count);
+  EXPECT_EQ(bytes % kBlockBytes, 0u);
+  EXPECT_GE(bytes, count * 4);
+  EXPECT_LT(bytes - count * 4, kBlockBytes);
+  const auto slices = partition(count, 3, kBlockBytes / 4);
+  EXPECT_TRUE(slices_start_on_blocks(64 * kBlockBytes, slices));
+  // What malloc typically returns: 16 bytes past a page. Not aligned, and said so.
+  EXPECT_FALSE(slices_start_on_blocks(64 * kBlockBytes + 4096 + 16, slices));
+  // Slices on element counts that are not block multiples are caught too.
+  EXPECT_FALSE(slices_start_on_blocks(64 * kBlockBytes, partition(count, 3, 1000)));
+  EXPECT_EQ(block_rounded_bytes(1), kBlockBytes);
+}
+
 TEST(MultiGpuValues, DependOnDeviceOrderAndOwner) {
   EXPECT_EQ(value_after_turns(9, 0), pattern_value(9, kSeed));
   EXPECT_EQ(value_after_turns(9, 2),
