@@ -1,5 +1,6 @@
 #include "llm_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -184,6 +185,58 @@ ModelConfig config_for_weight_bytes(const ModelConfig& base, std::uint64_t targe
                      " layers of this shape, more than " + std::to_string(kMaxLayers));
   c.n_layers = static_cast<std::int32_t>(layers);
   return c;
+}
+
+std::uint64_t LayerSlices::floats() const {
+  std::uint64_t total = 0;
+  for (int i = 0; i < kTensors; ++i) total += (*this)[i].count;
+  return total;
+}
+
+LayerSlices layer_slices(const ModelConfig& c, const WeightLayout& l, int layer) {
+  if (layer < 0 || layer >= c.n_layers)
+    throw ModelError("layer " + std::to_string(layer) + " is outside 0.." +
+                     std::to_string(c.n_layers - 1));
+  const std::uint64_t n = u64(layer), dim = u64(c.dim), hidden = u64(c.hidden_dim),
+                      kv = u64(c.kv_dim());
+  const auto slice = [n](std::uint64_t tensor, std::uint64_t per_layer) {
+    return TensorSlice{tensor + n * per_layer, per_layer};
+  };
+  return LayerSlices{slice(l.rms_attention, dim), slice(l.wq, dim * dim), slice(l.wk, kv * dim),
+                     slice(l.wv, kv * dim),       slice(l.wo, dim * dim), slice(l.rms_ffn, dim),
+                     slice(l.w1, hidden * dim),   slice(l.w2, dim * hidden),
+                     slice(l.w3, hidden * dim)};
+}
+
+LayerSlices packed_layer(const ModelConfig& c) {
+  const WeightLayout layout = layout_for(c);
+  LayerSlices packed = layer_slices(c, layout, 0);
+  std::uint64_t next = 0;
+  for (TensorSlice* slice = &packed.rms_attention; slice <= &packed.w3; ++slice) {
+    slice->offset = next;
+    next += slice->count;
+  }
+  return packed;
+}
+
+LayerWeights bind_layer(const LayerSlices& s, const float* base) {
+  return LayerWeights{base + s.rms_attention.offset, base + s.wq.offset, base + s.wk.offset,
+                      base + s.wv.offset,            base + s.wo.offset, base + s.rms_ffn.offset,
+                      base + s.w1.offset,            base + s.w2.offset, base + s.w3.offset};
+}
+
+TensorSlice classifier_slice(const ModelConfig& c, const WeightLayout& l) {
+  const std::uint64_t table = u64(c.vocab_size) * u64(c.dim);
+  // rms_final and a separate classifier are adjacent at the block's end.
+  if (!c.shared_classifier) return TensorSlice{l.rms_final, u64(c.dim) + table};
+  return TensorSlice{l.token_embedding, table};
+}
+
+int hot_layers_within(const ModelConfig& c, const WeightLayout& l, std::uint64_t budget_bytes) {
+  const std::uint64_t fixed = classifier_slice(c, l).count * sizeof(float);
+  if (fixed > budget_bytes) return 0;
+  const std::uint64_t per_layer = layer_slices(c, l, 0).bytes();
+  return static_cast<int>(std::min<std::uint64_t>((budget_bytes - fixed) / per_layer, u64(c.n_layers)));
 }
 
 }  // namespace gmem_samples::llm

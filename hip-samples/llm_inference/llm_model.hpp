@@ -75,6 +75,39 @@ struct Weights {
 
 Weights bind_weights(const WeightLayout& layout, const float* block);
 
+// One layer's share of a tensor: `count` floats at `offset` (in floats).
+struct TensorSlice {
+  std::uint64_t offset = 0;
+  std::uint64_t count = 0;
+};
+// The nine tensors of one layer, in block order. In the weight block they
+// are nine separate places; in a packed layer (packed_layer()) they are
+// back to back from offset 0, which is how the streaming baseline copies a
+// layer into one device buffer.
+struct LayerSlices {
+  TensorSlice rms_attention, wq, wk, wv, wo, rms_ffn, w1, w2, w3;
+  static constexpr int kTensors = 9;
+  const TensorSlice& operator[](int i) const { return (&rms_attention)[i]; }
+  std::uint64_t floats() const;
+  std::uint64_t bytes() const { return floats() * sizeof(float); }
+};
+LayerSlices layer_slices(const ModelConfig& config, const WeightLayout& layout, int layer);
+LayerSlices packed_layer(const ModelConfig& config);
+
+// Pointers to one layer's tensors.
+struct LayerWeights {
+  const float *rms_attention, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3;
+};
+LayerWeights bind_layer(const LayerSlices& slices, const float* base);
+
+// The weights every token reads last: final norm and classifier (which is
+// the token embedding when shared).
+TensorSlice classifier_slice(const ModelConfig& config, const WeightLayout& layout);
+// How many of the first layers, after the classifier, fit in budget_bytes:
+// the hot set to keep resident. 0 when not even the classifier fits.
+int hot_layers_within(const ModelConfig& config, const WeightLayout& layout,
+                      std::uint64_t budget_bytes);
+
 struct FreeDeleter {
   void operator()(void* pointer) const;
 };

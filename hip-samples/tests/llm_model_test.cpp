@@ -41,6 +41,69 @@ TEST(LlmModel, LayoutFollowsCheckpointOrder) {
   EXPECT_EQ(shared.total_floats, l.total_floats - 80);
 }
 
+ModelConfig small_config(bool shared_classifier) {
+  ModelConfig c;
+  c.dim = 8;
+  c.hidden_dim = 16;
+  c.n_layers = 3;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.vocab_size = 10;
+  c.seq_len = 6;
+  c.shared_classifier = shared_classifier;
+  return c;
+}
+
+TEST(LlmLayers, SlicesPickEachTensorsShareOfOneLayer) {
+  const ModelConfig c = small_config(false);
+  const WeightLayout l = layout_for(c);
+  const LayerSlices second = layer_slices(c, l, 1);
+  EXPECT_EQ(second.rms_attention.offset, l.rms_attention + 8);
+  EXPECT_EQ(second.wq.offset, l.wq + 64);
+  EXPECT_EQ(second.wk.offset, l.wk + 32);
+  EXPECT_EQ(second.wk.count, 32u);
+  EXPECT_EQ(second.w2.offset, l.w2 + 128);
+  EXPECT_EQ(second.w3.count, 128u);
+  // Every layer's slices together cover exactly the per-layer tensors.
+  std::uint64_t covered = 0;
+  for (int layer = 0; layer < c.n_layers; ++layer) covered += layer_slices(c, l, layer).floats();
+  EXPECT_EQ(covered, l.rms_final - l.rms_attention);
+  EXPECT_THROW(layer_slices(c, l, 3), ModelError);
+  EXPECT_THROW(layer_slices(c, l, -1), ModelError);
+}
+
+TEST(LlmLayers, APackedLayerHasTheSameTensorsBackToBack) {
+  const ModelConfig c = small_config(true);
+  const LayerSlices in_block = layer_slices(c, layout_for(c), 2);
+  const LayerSlices packed = packed_layer(c);
+  EXPECT_EQ(packed.floats(), in_block.floats());
+  std::uint64_t next = 0;
+  for (int i = 0; i < LayerSlices::kTensors; ++i) {
+    EXPECT_EQ(packed[i].offset, next) << "tensor " << i;
+    EXPECT_EQ(packed[i].count, in_block[i].count) << "tensor " << i;
+    next += packed[i].count;
+  }
+  std::vector<float> block(packed.floats());
+  const LayerWeights bound = bind_layer(packed, block.data());
+  EXPECT_EQ(bound.rms_attention, block.data());
+  EXPECT_EQ(bound.w3, block.data() + packed.w3.offset);
+}
+
+TEST(LlmLayers, HotSetIsTheClassifierThenTheFirstLayersThatFit) {
+  const ModelConfig separate = small_config(false);
+  const WeightLayout l = layout_for(separate);
+  const TensorSlice classifier = classifier_slice(separate, l);
+  EXPECT_EQ(classifier.offset, l.rms_final);
+  EXPECT_EQ(classifier.offset + classifier.count, l.total_floats);
+  const std::uint64_t fixed = classifier.count * 4, layer = layer_slices(separate, l, 0).bytes();
+  EXPECT_EQ(hot_layers_within(separate, l, fixed - 1), 0);
+  EXPECT_EQ(hot_layers_within(separate, l, fixed + layer - 1), 0);
+  EXPECT_EQ(hot_layers_within(separate, l, fixed + 2 * layer), 2);
+  EXPECT_EQ(hot_layers_within(separate, l, 1ull << 40), 3);  // never more than the model has
+  const ModelConfig shared = small_config(true);
+  EXPECT_EQ(classifier_slice(shared, layout_for(shared)).offset, 0u);  // the embedding
+}
+
 TEST(LlmModel, ValidateNamesTheBadField) {
   auto expect_error = [](ModelConfig c, const std::string& fragment) {
     try {
