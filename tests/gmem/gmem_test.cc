@@ -1032,6 +1032,8 @@ struct Model {
       if (NeedsDevice(b)) return -EINVAL;
     } else if (hnid != dev_hnids[0] && hnid != dev_hnids[1]) {
       return -ENODEV;
+    } else if (hnid != dev_hnids[0]) {
+      return -EACCES;  // only device 0 is attached to this process
     }
     if (end == start) return 0;
     // Holes: everything outside [mapped_lo, mapped_hi) and inside the hole.

@@ -3,6 +3,7 @@
 // past other devices' copies) and must keep failing if the protection that
 // fixes it goes.
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -249,6 +252,128 @@ TEST_F(GmemTest, HazardsRejectBadSettings) {
   ASSERT_EQ(dev(0).SetHazards(tgm_hazards{}), 0);
 }
 
+// Runs `body` in a child process and returns its exit status (0: passed);
+// gtest assertions do not cross fork(), so the body returns a code that
+// names the failed check.
+template <typename Body>
+int InChild(Body body) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(body());
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// mm->pinned_vm of this process, in bytes ("VmPin" of /proc/self/status).
+long VmPinBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmPin:", 0) == 0) return std::stol(line.substr(6)) * 1024;
+  return -1;
+}
+
+// A process reaches a device only through a device its driver attached to
+// it. A child of an attached process is a new address space: until it
+// attaches itself, every device hint is refused, host hints are not.
+TEST_F(GmemTest, HmadviseReachesOnlyDevicesAttachedToTheProcess) {
+  Mapping m(kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  const int hnid = dev(0).hnid();
+  const uintptr_t a = m.addr();
+  int status = InChild([&] {
+    if (Hmadvise(hnid, a, kPage, HMADV_PREFETCH) != -EACCES) return 1;
+    if (Hmadvise(hnid, a, kPage, HMADV_PIN) != -EACCES) return 2;
+    if (Hmadvise(hnid, a, kPage, HMADV_PREFERRED_LOC) != -EACCES) return 3;
+    if (Hmadvise(hnid, a, kPage, HMADV_NO_ACCESS) != -EACCES) return 4;
+    if (Hmadvise(hnid, a, 0, HMADV_PREFETCH) != -EACCES) return 5;
+    if (Hmadvise(0, a, kPage, HMADV_PREFETCH) != 0) return 6;  // host memory
+    Device d(0);
+    if (!d.ok() || d.Attach() != 0) return 7;
+    if (Hmadvise(hnid, a, kPage, HMADV_PREFETCH) != 0) return 8;
+    if (d.Detach() != 0) return 9;
+    if (Hmadvise(hnid, a, kPage, HMADV_PREFETCH) != -EACCES) return 10;
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "check " << status << " of the child failed";
+  EXPECT_EQ(Hmadvise(hnid, a, kPage, HMADV_PREFETCH), 0) << "the parent is attached";
+}
+
+// Pinned device memory is charged like memory a driver pins for the
+// process: VmPin grows and shrinks with it, RLIMIT_MEMLOCK limits a
+// process without CAP_IPC_LOCK, and the charge goes with UNPIN and munmap.
+TEST_F(GmemTest, PinIsChargedAgainstRlimitMemlock) {
+  const int hnid = dev(0).hnid();
+  int status = InChild([&] {
+    Device d(0);
+    if (!d.ok() || d.Attach() != 0) return 1;
+    Mapping m(4 * kBlock);
+    if (!m.get()) return 2;
+    memset(m.get(), 1, m.size());
+    rlimit lim = {kMiB, kMiB};
+    if (setrlimit(RLIMIT_MEMLOCK, &lim) != 0) return 3;
+    // An unprivileged user from here on: no CAP_IPC_LOCK.
+    if (setgid(65534) != 0 || setuid(65534) != 0) return 4;
+    long base = VmPinBytes();
+    if (base < 0) return 5;
+    if (Hmadvise(hnid, m.addr(), 2 * kMiB, HMADV_PIN) != -EPERM) return 6;
+    if (VmPinBytes() != base) return 7;  // nothing charged, nothing pinned
+    if (std::stoull(ReadSysfs(hnid, "pinned")) != 0) return 8;
+    if (Hmadvise(hnid, m.addr(), kMiB / 2, HMADV_PIN) != 0) return 9;
+    if (VmPinBytes() != base + static_cast<long>(kMiB / 2)) return 10;
+    // Pinning it again costs nothing more; more than the rest of the limit fails.
+    if (Hmadvise(hnid, m.addr(), kMiB / 2, HMADV_PIN) != 0) return 11;
+    if (VmPinBytes() != base + static_cast<long>(kMiB / 2)) return 12;
+    if (Hmadvise(hnid, m.addr() + kMiB, kMiB, HMADV_PIN) != -EPERM) return 13;
+    if (Hmadvise(hnid, m.addr(), kMiB / 4, HMADV_UNPIN) != 0) return 14;
+    if (VmPinBytes() != base + static_cast<long>(kMiB / 4)) return 15;
+    // munmap: the charge goes once GMEM looks at the address space again.
+    if (munmap(m.get(), kMiB / 2) != 0) return 16;
+    if (Hmadvise(0, m.addr() + kMiB, kPage, HMADV_PREFETCH) != 0) return 17;
+    if (VmPinBytes() != base) return 18;
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "check " << status << " of the unprivileged child failed";
+  // Root (CAP_IPC_LOCK) is not limited by RLIMIT_MEMLOCK.
+  Mapping m(kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  rlimit old = {}, lim = {0, 0};
+  ASSERT_EQ(getrlimit(RLIMIT_MEMLOCK, &old), 0);
+  ASSERT_EQ(setrlimit(RLIMIT_MEMLOCK, &lim), 0);
+  long base = VmPinBytes();
+  EXPECT_EQ(Hmadvise(hnid, m.addr(), kBlock, HMADV_PIN), 0);
+  EXPECT_EQ(VmPinBytes(), base + static_cast<long>(kBlock));
+  EXPECT_EQ(Hmadvise(hnid, m.addr(), kBlock, HMADV_UNPIN), 0);
+  EXPECT_EQ(VmPinBytes(), base);
+  ASSERT_EQ(setrlimit(RLIMIT_MEMLOCK, &old), 0);
+}
+
+// The administrator caps what processes may pin on a device.
+TEST_F(GmemTest, PinLimitCapsEveryProcess) {
+  const int hnid = dev(0).hnid();
+  const std::string path = "/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/pin_limit";
+  const std::string total = ReadSysfs(hnid, "total");
+  ASSERT_EQ(ReadSysfs(hnid, "pin_limit"), total) << "the default is the whole device";
+  auto write = [&](const std::string &v) {
+    std::ofstream out(path);
+    out << v;
+    out.flush();
+    return out.good();
+  };
+  ASSERT_TRUE(write(std::to_string(kMiB)));
+  EXPECT_EQ(ReadSysfs(hnid, "pin_limit"), std::to_string(kMiB));
+  Mapping m(kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  EXPECT_EQ(Hmadvise(hnid, m.addr(), kBlock, HMADV_PIN), -ENOSPC);
+  EXPECT_EQ(Hmadvise(hnid, m.addr(), kMiB, HMADV_PIN), 0);
+  EXPECT_FALSE(write(std::to_string(kMiB / 2))) << "below what is pinned";
+  EXPECT_FALSE(write(std::to_string(std::stoull(total) + kPage))) << "over the device";
+  EXPECT_FALSE(write("lots")) << "not a number";
+  EXPECT_EQ(Hmadvise(hnid, m.addr(), kMiB, HMADV_UNPIN), 0);
+  EXPECT_TRUE(write(total));
+  EXPECT_EQ(ReadSysfs(hnid, "pin_limit"), total);
+}
+
 // An empty range does nothing, but the node is still checked, as madvise()
 // checks its arguments before it looks at the length: a caller probing a
 // node with len 0 must not be told that a node which does not exist is fine.
@@ -259,6 +384,23 @@ TEST(GmemSyscallHardening, EmptyRangeStillChecksTheNode) {
   EXPECT_EQ(Hmadvise(-2, kPage, 0, HMADV_PREFETCH), -EINVAL);
   EXPECT_EQ(Hmadvise(-1, kPage, 0, HMADV_READ_MOSTLY), -EINVAL);
   EXPECT_EQ(Hmadvise(0, kPage, 0, HMADV_ACCESSED_BY), -EINVAL) << "a host node for a device hint";
+}
+
+// MAP_PEER_SHARED is accepted and ignored: it must not change what else the
+// flags say. A value inside the MAP_HUGE_* field would turn a plain
+// MAP_HUGETLB mapping of the default huge page size into a request for
+// another size, and fail.
+TEST(GmemSyscallHardening, MapPeerSharedLeavesHugePageSizeAlone) {
+  const size_t len = 2 * kMiB;
+  const int base = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB;
+  void *plain = mmap(nullptr, len, PROT_READ | PROT_WRITE, base, -1, 0);
+  if (plain == MAP_FAILED) GTEST_SKIP() << "no huge pages here (boot with hugepages=N): " << strerror(errno);
+  munmap(plain, len);
+  EXPECT_EQ(MAP_PEER_SHARED & (MAP_HUGE_MASK << MAP_HUGE_SHIFT), 0) << "inside the huge page size field";
+  void *p = mmap(nullptr, len, PROT_READ | PROT_WRITE, base | MAP_PEER_SHARED, -1, 0);
+  ASSERT_NE(p, MAP_FAILED) << strerror(errno);
+  static_cast<volatile uint8_t *>(p)[0] = 1;
+  munmap(p, len);
 }
 
 }  // namespace
