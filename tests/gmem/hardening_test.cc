@@ -374,6 +374,83 @@ TEST_F(GmemTest, PinLimitCapsEveryProcess) {
   EXPECT_EQ(ReadSysfs(hnid, "pin_limit"), total);
 }
 
+// A read of a read-mostly block whose faulting page is not in the primary
+// device's memory (dropped with MADV_DONTNEED here) must map that page,
+// not copy the others and leave the device faulting forever.
+TEST_F(GmemTest, ReadMostlyFaultOnAPageOutsideThePrimaryCompletes) {
+  Mapping m(2 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = AlignedBlock(m);
+  Pattern(b, kBlock, 67);
+  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), kBlock, HMADV_READ_MOSTLY), 0);
+  ASSERT_EQ(dev(0).Checksum(b, kBlock), Fnv(b, kBlock));  // the block goes to device 0
+  uint8_t *x = b + 7 * kPage;
+  ASSERT_EQ(madvise(x, kPage, MADV_DONTNEED), 0);
+  std::vector<uint8_t> got(kPage, 0xff);
+  EXPECT_EQ(dev(1).Read(x, kPage, got.data()), 0);
+  EXPECT_EQ(std::count(got.begin(), got.end(), 0), static_cast<long>(kPage)) << "not the zero page";
+  EXPECT_EQ(x[0], 0);
+}
+
+// Copies made while the range was read-mostly outlive the attribute: a
+// device that writes after HMADV_UNSET_READ_MOSTLY, where nothing moves the
+// block (HMADV_ACCESSED_BY), must still end them.
+TEST_F(GmemTest, ReadMostlyUnsetThenWriteReachesOtherCopies) {
+  Mapping m(2 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = AlignedBlock(m);
+  Pattern(b, kBlock, 71);
+  std::vector<uint8_t> ref(b, b + kBlock);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(b);
+  ASSERT_EQ(Hmadvise(0, start, kBlock, HMADV_READ_MOSTLY), 0);
+  ASSERT_EQ(dev(0).Checksum(b, kBlock), Fnv(ref.data(), kBlock));
+  tgm_counters before = dev(1).Counters();
+  ASSERT_EQ(dev(1).Checksum(b, kBlock), Fnv(ref.data(), kBlock));
+  ASSERT_GT(dev(1).Counters().duplicated, before.duplicated);
+  ASSERT_EQ(Hmadvise(0, start, kBlock, HMADV_UNSET_READ_MOSTLY), 0);
+  // Device 0 maps the block where it is (its own memory): nothing moves.
+  ASSERT_EQ(Hmadvise(dev(0).hnid(), start, kBlock, HMADV_ACCESSED_BY), 0);
+  ASSERT_EQ(dev(0).Fill(b + kPage, kPage, 0x77), 0);
+  memset(ref.data() + kPage, 0x77, kPage);
+  std::vector<uint8_t> got(kBlock);
+  ASSERT_EQ(dev(1).Read(b, kBlock, got.data()), 0);
+  EXPECT_EQ(Compare(got, ref, 0).differ, 0u) << "device 1 read its stale copy";
+}
+
+// GM_ATTR_PINNED belongs to the range, not to a device: HMADV_UNPIN given
+// with any device unpins the pages wherever they are.
+TEST_F(GmemTest, UnpinThroughAnyDeviceUnpinsEveryDevice) {
+  Mapping m(kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  const int h0 = dev(0).hnid(), h1 = dev(1).hnid();
+  const uint64_t pinned0 = std::stoull(ReadSysfs(h0, "pinned"));
+  ASSERT_EQ(Hmadvise(h0, m.addr(), kBlock, HMADV_PIN), 0);
+  EXPECT_EQ(std::stoull(ReadSysfs(h0, "pinned")) - pinned0, kBlock);
+  ASSERT_EQ(Hmadvise(h1, m.addr(), kBlock, HMADV_UNPIN), 0);
+  EXPECT_EQ(std::stoull(ReadSysfs(h0, "pinned")), pinned0) << "device 0 kept the pages pinned";
+}
+
+// A pin refused for the limit must not give back what earlier pins cost.
+TEST_F(GmemTest, RefusedPinKeepsTheChargeOfEarlierPins) {
+  int status = InChild([&] {
+    Mapping m(4 * kMiB);
+    if (!m.get()) return 1;
+    rlimit lim = {kMiB, kMiB};
+    if (setrlimit(RLIMIT_MEMLOCK, &lim) != 0) return 2;
+    if (setgid(65534) != 0 || setuid(65534) != 0) return 3;
+    long base = VmPinBytes();
+    // Host memory: pinned in place, charged all the same.
+    if (Hmadvise(0, m.addr(), kMiB / 2, HMADV_PIN) != 0) return 4;
+    if (VmPinBytes() != base + static_cast<long>(kMiB / 2)) return 5;
+    if (Hmadvise(0, m.addr() + kMiB, 2 * kMiB, HMADV_PIN) != -EPERM) return 6;
+    if (VmPinBytes() != base + static_cast<long>(kMiB / 2)) return 7;
+    if (Hmadvise(0, m.addr(), kMiB / 2, HMADV_UNPIN) != 0) return 8;
+    if (VmPinBytes() != base) return 9;
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "check " << status << " of the unprivileged child failed";
+}
+
 // An empty range does nothing, but the node is still checked, as madvise()
 // checks its arguments before it looks at the length: a caller probing a
 // node with len 0 must not be told that a node which does not exist is fine.
