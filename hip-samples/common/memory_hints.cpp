@@ -16,7 +16,7 @@ class ThunkCApi final : public ThunkApi {
  public:
   HSAKMT_STATUS open() override { return hsaKmtGmemOpen(); }
   HSAKMT_STATUS close() override { return hsaKmtGmemClose(); }
-  HSAKMT_STATUS backend(HSA_HMADVISE_BACKEND* backend) override {
+  HSAKMT_STATUS backend(HSA_GMEM_BACKEND* backend) override {
     return hsaKmtGmemGetBackend(backend);
   }
   HSAKMT_STATUS node_count(HSAuint32* count) override { return hsaKmtGmemGetNodeCount(count); }
@@ -27,8 +27,8 @@ class ThunkCApi final : public ThunkApi {
     return hsaKmtGmemNodeFromHipDevice(ordinal, node);
   }
   HSAKMT_STATUS advise(HSAuint32 node, void* start, HSAuint64 bytes,
-                       HSA_HMADVISE_HINT hint) override {
-    return hsaKmtHMAdvise(node, start, bytes, hint);
+                       HSA_GMEM_HINT hint) override {
+    return hsaKmtGmemAdvise(node, start, bytes, hint);
   }
   HSAKMT_STATUS prefetch_async(HSAuint32 node, void* start, HSAuint64 bytes,
                                void* stream) override {
@@ -38,11 +38,11 @@ class ThunkCApi final : public ThunkApi {
   std::string last_error_message() override { return hsaKmtGmemLastErrorMessage(); }
 };
 
-const char* backend_name(HSA_HMADVISE_BACKEND backend) {
+const char* backend_name(HSA_GMEM_BACKEND backend) {
   switch (backend) {
-    case HSA_HMADVISE_BACKEND_SYSCALL: return "syscall backend (GMEM kernel)";
-    case HSA_HMADVISE_BACKEND_KFD_SVM: return "kfd backend (stock kernel, libhsakmt)";
-    case HSA_HMADVISE_BACKEND_ROCR_SVM: return "rocr backend (stock kernel, ROCr SVM API)";
+    case HSA_GMEM_BACKEND_SYSCALL: return "syscall backend (GMEM kernel)";
+    case HSA_GMEM_BACKEND_KFD_SVM: return "kfd backend (stock kernel, libhsakmt)";
+    case HSA_GMEM_BACKEND_ROCR_SVM: return "rocr backend (stock kernel, ROCr SVM API)";
     default: return "no backend";
   }
 }
@@ -82,7 +82,7 @@ MemoryHints::MemoryHints(HintsMode mode, std::unique_ptr<ThunkApi> api)
   if (const HSAKMT_STATUS status = api_->open(); status != HSAKMT_STATUS_SUCCESS)
     fail(status, "cannot open hsakmt-gmem");
   opened_ = true;
-  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+  HSA_GMEM_BACKEND backend = HSA_GMEM_BACKEND_NONE;
   if (const HSAKMT_STATUS status = api_->backend(&backend); status != HSAKMT_STATUS_SUCCESS)
     fail(status, "cannot query the thunk's backend");
   backend_name_ = backend_name(backend);
@@ -96,7 +96,7 @@ MemoryHints::~MemoryHints() {
     try {
       node = node_of(range.device);
       status = api_->advise(node, reinterpret_cast<void*>(range.start), range.bytes,
-                            HSA_HMADVISE_UNPIN);
+                            HSA_GMEM_HINT_UNPIN);
     } catch (const HintError& error) {
       std::fprintf(stderr, "memory hints: cannot unpin at exit: %s\n", error.what());
       continue;
@@ -145,10 +145,10 @@ bool MemoryHints::give(int hint, const char* what, const void* start, std::size_
   if (!enabled()) return false;
   const PageSpan span = page_span(start, bytes, page_size_);
   const HSAKMT_STATUS status = api_->advise(node_of(device), reinterpret_cast<void*>(span.start),
-                                            span.bytes, static_cast<HSA_HMADVISE_HINT>(hint));
+                                            span.bytes, static_cast<HSA_GMEM_HINT>(hint));
   std::string name_storage;
   const std::string target = device_name(device, name_storage);
-  if (status == HSA_HMADVISE_STATUS_NO_EQUIVALENT) {
+  if (status == HSA_GMEM_STATUS_NO_EQUIVALENT) {
     declined_.push_back(std::string(what) + " on " + target + ": " + api_->last_error_message());
     return false;
   }
@@ -159,7 +159,7 @@ bool MemoryHints::give(int hint, const char* what, const void* start, std::size_
 }
 
 bool MemoryHints::prefetch(const void* start, std::size_t bytes, int device) {
-  return give(HSA_HMADVISE_PREFETCH, "PREFETCH", start, bytes, device);
+  return give(HSA_GMEM_HINT_PREFETCH, "PREFETCH", start, bytes, device);
 }
 
 bool MemoryHints::prefetch_async(const void* start, std::size_t bytes, int device, void* stream) {
@@ -176,32 +176,32 @@ bool MemoryHints::prefetch_async(const void* start, std::size_t bytes, int devic
 }
 
 bool MemoryHints::set_preferred_location(const void* start, std::size_t bytes, int device) {
-  return give(HSA_HMADVISE_PREFERRED_LOC, "PREFERRED_LOC", start, bytes, device);
+  return give(HSA_GMEM_HINT_PREFERRED_LOC, "PREFERRED_LOC", start, bytes, device);
 }
 
 bool MemoryHints::set_accessed_by(const void* start, std::size_t bytes, int gpu) {
-  return give(HSA_HMADVISE_ACCESSED_BY, "ACCESSED_BY", start, bytes, gpu);
+  return give(HSA_GMEM_HINT_ACCESSED_BY, "ACCESSED_BY", start, bytes, gpu);
 }
 
 // READ_MOSTLY is a property of the range, not of a node; the thunk still
 // takes a node, and the host's is valid on every backend.
 bool MemoryHints::set_read_mostly(const void* start, std::size_t bytes) {
-  return give(HSA_HMADVISE_READ_MOSTLY, "READ_MOSTLY", start, bytes, kHostDevice);
+  return give(HSA_GMEM_HINT_READ_MOSTLY, "READ_MOSTLY", start, bytes, kHostDevice);
 }
 
 bool MemoryHints::unset_read_mostly(const void* start, std::size_t bytes) {
-  return give(HSA_HMADVISE_UNSET_READ_MOSTLY, "UNSET_READ_MOSTLY", start, bytes, kHostDevice);
+  return give(HSA_GMEM_HINT_UNSET_READ_MOSTLY, "UNSET_READ_MOSTLY", start, bytes, kHostDevice);
 }
 
 bool MemoryHints::pin(const void* start, std::size_t bytes, int device) {
-  if (!give(HSA_HMADVISE_PIN, "PIN", start, bytes, device)) return false;
+  if (!give(HSA_GMEM_HINT_PIN, "PIN", start, bytes, device)) return false;
   const PageSpan span = page_span(start, bytes, page_size_);
   pinned_.push_back(Pinned{span.start, span.bytes, device});
   return true;
 }
 
 bool MemoryHints::unpin(const void* start, std::size_t bytes, int device) {
-  if (!give(HSA_HMADVISE_UNPIN, "UNPIN", start, bytes, device)) return false;
+  if (!give(HSA_GMEM_HINT_UNPIN, "UNPIN", start, bytes, device)) return false;
   const PageSpan span = page_span(start, bytes, page_size_);
   pinned_.erase(std::remove_if(pinned_.begin(), pinned_.end(),
                                [&](const Pinned& range) {

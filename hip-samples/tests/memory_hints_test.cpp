@@ -17,7 +17,7 @@ struct AdviseCall {
   HSAuint32 node;
   std::uintptr_t start;
   HSAuint64 bytes;
-  HSA_HMADVISE_HINT hint;
+  HSA_GMEM_HINT hint;
   void* stream;  // only for prefetch_async
 };
 
@@ -48,8 +48,8 @@ class RecordingThunk final : public ThunkApi {
     ++record_.closes;
     return HSAKMT_STATUS_SUCCESS;
   }
-  HSAKMT_STATUS backend(HSA_HMADVISE_BACKEND* backend) override {
-    *backend = HSA_HMADVISE_BACKEND_ROCR_SVM;
+  HSAKMT_STATUS backend(HSA_GMEM_BACKEND* backend) override {
+    *backend = HSA_GMEM_BACKEND_ROCR_SVM;
     return HSAKMT_STATUS_SUCCESS;
   }
   HSAKMT_STATUS node_count(HSAuint32* count) override {
@@ -71,14 +71,14 @@ class RecordingThunk final : public ThunkApi {
     return HSAKMT_STATUS_SUCCESS;
   }
   HSAKMT_STATUS advise(HSAuint32 node, void* start, HSAuint64 bytes,
-                       HSA_HMADVISE_HINT hint) override {
+                       HSA_GMEM_HINT hint) override {
     record_.advise_calls.push_back({node, reinterpret_cast<std::uintptr_t>(start), bytes, hint, nullptr});
     return record_.advise_result;
   }
   HSAKMT_STATUS prefetch_async(HSAuint32 node, void* start, HSAuint64 bytes,
                                void* stream) override {
     record_.async_calls.push_back(
-        {node, reinterpret_cast<std::uintptr_t>(start), bytes, HSA_HMADVISE_PREFETCH, stream});
+        {node, reinterpret_cast<std::uintptr_t>(start), bytes, HSA_GMEM_HINT_PREFETCH, stream});
     return record_.advise_result;
   }
   HSAKMT_STATUS async_error() override {
@@ -176,12 +176,12 @@ TEST_F(MemoryHintsTest, EachHintReachesTheNodeOfItsHipDevice) {
   EXPECT_TRUE(hints->set_read_mostly(at(0), 8192));
   ASSERT_EQ(record_.advise_calls.size(), 5u);
   EXPECT_EQ(record_.advise_calls[0].node, 3u);
-  EXPECT_EQ(record_.advise_calls[0].hint, HSA_HMADVISE_PREFETCH);
+  EXPECT_EQ(record_.advise_calls[0].hint, HSA_GMEM_HINT_PREFETCH);
   EXPECT_EQ(record_.advise_calls[1].node, 2u);
-  EXPECT_EQ(record_.advise_calls[1].hint, HSA_HMADVISE_PREFERRED_LOC);
-  EXPECT_EQ(record_.advise_calls[2].hint, HSA_HMADVISE_ACCESSED_BY);
+  EXPECT_EQ(record_.advise_calls[1].hint, HSA_GMEM_HINT_PREFERRED_LOC);
+  EXPECT_EQ(record_.advise_calls[2].hint, HSA_GMEM_HINT_ACCESSED_BY);
   EXPECT_EQ(record_.advise_calls[3].node, 0u);  // host memory: the first CPU node
-  EXPECT_EQ(record_.advise_calls[4].hint, HSA_HMADVISE_READ_MOSTLY);
+  EXPECT_EQ(record_.advise_calls[4].hint, HSA_GMEM_HINT_READ_MOSTLY);
   EXPECT_EQ(hints->hints_given(), 5u);
 }
 
@@ -227,7 +227,7 @@ TEST_F(MemoryHintsTest, AFailedStreamOrderedPrefetchIsThrownByCheckAsync) {
 
 TEST_F(MemoryHintsTest, AHintWithoutEquivalentIsDeclinedAndListed) {
   auto hints = make(HintsMode::kOn);
-  record_.advise_result = HSA_HMADVISE_STATUS_NO_EQUIVALENT;
+  record_.advise_result = HSA_GMEM_STATUS_NO_EQUIVALENT;
   record_.message = "PIN has no equivalent on the rocr backend";
   EXPECT_FALSE(hints->pin(at(0), 4096, 0));
   ASSERT_EQ(hints->declined().size(), 1u);
@@ -266,7 +266,7 @@ TEST_F(MemoryHintsTest, PinsStillHeldAreUnpinnedBeforeTheClose) {
   }
   ASSERT_EQ(record_.advise_calls.size(), 4u);  // only the range still pinned
   const AdviseCall& last = record_.advise_calls.back();
-  EXPECT_EQ(last.hint, HSA_HMADVISE_UNPIN);
+  EXPECT_EQ(last.hint, HSA_GMEM_HINT_UNPIN);
   EXPECT_EQ(last.start, reinterpret_cast<std::uintptr_t>(at(8192)));
   EXPECT_EQ(last.node, 2u);
   EXPECT_EQ(record_.closes, 1);

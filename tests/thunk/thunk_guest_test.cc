@@ -2,7 +2,8 @@
 // backend, and its hints must move data, as the simulated device's
 // counters show. The only KFD node without a GPU is the CPU, so the
 // thunk's node-addressed calls are checked moving data to host memory; the
-// raw hmadvise() wrapper addresses the device by its GMEM node id.
+// raw system-call wrapper hsaKmtGmemRawHmadvise() addresses the device by
+// its GMEM node id.
 // Forced onto the KFD backend, the same hints must round-trip through the
 // GPU-less /dev/kfd, whose SVM attributes live in GMEM.
 #include <fcntl.h>
@@ -65,7 +66,7 @@ class ThunkOnGmem : public ::testing::Test {
     DeviceFill(value);
     *before = Counters();
     ASSERT_GE(before->resident, kBytes) << "the fill did not migrate to the device";
-    ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
+    ASSERT_EQ(hsaKmtGmemAdvise(kCpuNode, buffer_, kBytes, HSA_GMEM_HINT_PREFETCH),
               HSAKMT_STATUS_SUCCESS)
         << hsaKmtGmemLastErrorMessage();
     *after = Counters();
@@ -85,9 +86,9 @@ class ThunkOnGmem : public ::testing::Test {
 };
 
 TEST_F(ThunkOnGmem, PicksTheSyscallBackend) {
-  HSA_HMADVISE_BACKEND backend;
+  HSA_GMEM_BACKEND backend;
   ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_SYSCALL);
+  EXPECT_EQ(backend, HSA_GMEM_BACKEND_SYSCALL);
 }
 
 TEST_F(ThunkOnGmem, PrefetchToTheCpuNodeBringsDataBack) {
@@ -102,8 +103,8 @@ TEST_F(ThunkOnGmem, PrefetchToTheCpuNodeBringsDataBack) {
 TEST_F(ThunkOnGmem, RawWrapperPrefetchesToTheDevice) {
   memset(buffer_, 0x5a, kBytes);
   tgm_counters before = Counters();
-  ASSERT_EQ(hmadvise(static_cast<int>(before.hnid), reinterpret_cast<uintptr_t>(buffer_), kBytes,
-                     HMADV_PREFETCH),
+  ASSERT_EQ(hsaKmtGmemRawHmadvise(static_cast<int>(before.hnid),
+                                  reinterpret_cast<uintptr_t>(buffer_), kBytes, HMADV_PREFETCH),
             0)
       << strerror(errno);
   tgm_counters after = Counters();
@@ -115,7 +116,7 @@ TEST_F(ThunkOnGmem, RawWrapperPrefetchesToTheDevice) {
 TEST_F(ThunkOnGmem, DontneedWithoutANodeDiscards) {
   DeviceFill(0x77);
   ASSERT_GT(Counters().resident, 0u);
-  ASSERT_EQ(hsaKmtHMAdvise(HSA_HMADVISE_NO_NODE, buffer_, kBytes, HSA_HMADVISE_DONTNEED),
+  ASSERT_EQ(hsaKmtGmemAdvise(HSA_GMEM_NO_NODE, buffer_, kBytes, HSA_GMEM_HINT_DONTNEED),
             HSAKMT_STATUS_SUCCESS)
       << hsaKmtGmemLastErrorMessage();
   EXPECT_EQ(Counters().resident, 0u);
@@ -123,12 +124,12 @@ TEST_F(ThunkOnGmem, DontneedWithoutANodeDiscards) {
 }
 
 TEST_F(ThunkOnGmem, BadInputNeverReachesTheKernel) {
-  EXPECT_EQ(hsaKmtHMAdvise(kCpuNode, nullptr, kBytes, HSA_HMADVISE_PREFETCH),
+  EXPECT_EQ(hsaKmtGmemAdvise(kCpuNode, nullptr, kBytes, HSA_GMEM_HINT_PREFETCH),
             HSAKMT_STATUS_INVALID_PARAMETER);
-  EXPECT_EQ(hsaKmtHMAdvise(kCpuNode, static_cast<char *>(buffer_) + 1, 4096,
-                           HSA_HMADVISE_PREFETCH),
+  EXPECT_EQ(hsaKmtGmemAdvise(kCpuNode, static_cast<char *>(buffer_) + 1, 4096,
+                             HSA_GMEM_HINT_PREFETCH),
             HSAKMT_STATUS_MEMORY_ALIGNMENT);
-  EXPECT_EQ(hsaKmtHMAdvise(999, buffer_, kBytes, HSA_HMADVISE_PREFETCH),
+  EXPECT_EQ(hsaKmtGmemAdvise(999, buffer_, kBytes, HSA_GMEM_HINT_PREFETCH),
             HSAKMT_STATUS_INVALID_NODE_UNIT);
 }
 
@@ -165,13 +166,13 @@ class ThunkOnKfd : public ThunkOnGmem {
 };
 
 TEST_F(ThunkOnKfd, UsesTheKfdBackendWhenAsked) {
-  HSA_HMADVISE_BACKEND backend;
+  HSA_GMEM_BACKEND backend;
   ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_KFD_SVM);
+  EXPECT_EQ(backend, HSA_GMEM_BACKEND_KFD_SVM);
 }
 
 TEST_F(ThunkOnKfd, PreferredLocationRoundTrips) {
-  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_PREFERRED_LOC),
+  ASSERT_EQ(hsaKmtGmemAdvise(kCpuNode, buffer_, kBytes, HSA_GMEM_HINT_PREFERRED_LOC),
             HSAKMT_STATUS_SUCCESS)
       << hsaKmtGmemLastErrorMessage();
   EXPECT_EQ(SvmAttr(HSA_SVM_ATTR_PREFERRED_LOC), 0u) << "system memory";
@@ -179,7 +180,7 @@ TEST_F(ThunkOnKfd, PreferredLocationRoundTrips) {
   ASSERT_EQ(ranges.size(), 1u);
   EXPECT_GE(ranges[0].preferred, 0) << "a host node in GMEM";
 
-  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_UNSET_PREFERRED_LOC),
+  ASSERT_EQ(hsaKmtGmemAdvise(kCpuNode, buffer_, kBytes, HSA_GMEM_HINT_UNSET_PREFERRED_LOC),
             HSAKMT_STATUS_SUCCESS)
       << hsaKmtGmemLastErrorMessage();
   EXPECT_EQ(SvmAttr(HSA_SVM_ATTR_PREFERRED_LOC), 0xffffffffu);
@@ -187,7 +188,7 @@ TEST_F(ThunkOnKfd, PreferredLocationRoundTrips) {
 }
 
 TEST_F(ThunkOnKfd, ReadMostlyRoundTrips) {
-  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_READ_MOSTLY),
+  ASSERT_EQ(hsaKmtGmemAdvise(kCpuNode, buffer_, kBytes, HSA_GMEM_HINT_READ_MOSTLY),
             HSAKMT_STATUS_SUCCESS)
       << hsaKmtGmemLastErrorMessage();
   EXPECT_TRUE(SvmAttr(HSA_SVM_ATTR_SET_FLAGS) & HSA_SVM_FLAG_GPU_READ_MOSTLY);
@@ -195,7 +196,7 @@ TEST_F(ThunkOnKfd, ReadMostlyRoundTrips) {
   ASSERT_EQ(ranges.size(), 1u);
   EXPECT_EQ(ranges[0].read_mostly, 1);
 
-  ASSERT_EQ(hsaKmtHMAdvise(kCpuNode, buffer_, kBytes, HSA_HMADVISE_UNSET_READ_MOSTLY),
+  ASSERT_EQ(hsaKmtGmemAdvise(kCpuNode, buffer_, kBytes, HSA_GMEM_HINT_UNSET_READ_MOSTLY),
             HSAKMT_STATUS_SUCCESS)
       << hsaKmtGmemLastErrorMessage();
   EXPECT_FALSE(SvmAttr(HSA_SVM_ATTR_SET_FLAGS) & HSA_SVM_FLAG_GPU_READ_MOSTLY);

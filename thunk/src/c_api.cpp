@@ -68,8 +68,8 @@ Status null_argument(const char* name) {
 // A C caller may pass any 32-bit value as a hint; reading it as the C++
 // enum would be undefined for values outside the enumerators, so copy the
 // bits out instead.
-std::uint32_t raw_hint(const HSA_HMADVISE_HINT& hint) {
-  static_assert(sizeof(HSA_HMADVISE_HINT) == sizeof(std::uint32_t));
+std::uint32_t raw_hint(const HSA_GMEM_HINT& hint) {
+  static_assert(sizeof(HSA_GMEM_HINT) == sizeof(std::uint32_t));
   std::uint32_t value;
   std::memcpy(&value, &hint, sizeof(value));
   return value;
@@ -208,24 +208,24 @@ HSAKMT_STATUS hsaKmtGmemGetVersion(HSA_GMEM_VERSION* Version) {
 
 HSAKMT_STATUS hsaKmtGmemClose(void) { return finish(release_open()); }
 
-HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND* Backend) {
+HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_GMEM_BACKEND* Backend) {
   if (Backend == nullptr) return finish(null_argument("Backend"));
   Library& lib = library();
   std::shared_lock lock(lib.mutex);
   if (!lib.session) {
-    *Backend = HSA_HMADVISE_BACKEND_NONE;
+    *Backend = HSA_GMEM_BACKEND_NONE;
     return finish(Status::success());
   }
   switch (lib.session->backend()) {
-    case gmem::thunk::Backend::syscall: *Backend = HSA_HMADVISE_BACKEND_SYSCALL; break;
-    case gmem::thunk::Backend::rocr_svm: *Backend = HSA_HMADVISE_BACKEND_ROCR_SVM; break;
-    case gmem::thunk::Backend::kfd_svm: *Backend = HSA_HMADVISE_BACKEND_KFD_SVM; break;
+    case gmem::thunk::Backend::syscall: *Backend = HSA_GMEM_BACKEND_SYSCALL; break;
+    case gmem::thunk::Backend::rocr_svm: *Backend = HSA_GMEM_BACKEND_ROCR_SVM; break;
+    case gmem::thunk::Backend::kfd_svm: *Backend = HSA_GMEM_BACKEND_KFD_SVM; break;
   }
   return finish(Status::success());
 }
 
-HSAKMT_STATUS hsaKmtHMAdvise(HSAuint32 NodeId, void* Start, HSAuint64 Size,
-                             HSA_HMADVISE_HINT Hint) {
+HSAKMT_STATUS hsaKmtGmemAdvise(HSAuint32 NodeId, void* Start, HSAuint64 Size,
+                               HSA_GMEM_HINT Hint) {
   Library& lib = library();
   std::shared_lock lock(lib.mutex);
   if (!lib.session) return finish(not_opened());
@@ -243,7 +243,7 @@ HSAKMT_STATUS hsaKmtGmemPrefetchAsync(HSAuint32 NodeId, void* Start, HSAuint64 S
     if (!lib.session) return finish(not_opened());
     Status status = lib.session->plan(
         AdviceRequest{NodeId, reinterpret_cast<std::uintptr_t>(Start), Size,
-                      HSA_HMADVISE_PREFETCH},
+                      HSA_GMEM_HINT_PREFETCH},
         &job->plan);
     if (!status.ok()) return finish(status);
     if (lib.hip_runtime) {
@@ -352,13 +352,13 @@ const char* hsaKmtGmemLastErrorMessage(void) {
   return last_error_message().c_str();
 }
 
-const char* hsaKmtHMAdviseHintName(HSA_HMADVISE_HINT Hint) {
+const char* hsaKmtGmemHintName(HSA_GMEM_HINT Hint) {
   return hint_name(raw_hint(Hint));
 }
 
-int hmadvise(int hnid, unsigned long start, size_t len, int behavior) {
-#ifdef GMEM_NR_HMADVISE
-  return static_cast<int>(syscall(GMEM_NR_HMADVISE, hnid, start, len, behavior, 0L, 0L));
+int hsaKmtGmemRawHmadvise(int hnid, unsigned long start, size_t len, int behavior) {
+#ifdef HSA_GMEM_NR_HMADVISE
+  return static_cast<int>(syscall(HSA_GMEM_NR_HMADVISE, hnid, start, len, behavior, 0L, 0L));
 #else
   (void)hnid, (void)start, (void)len, (void)behavior;
   errno = ENOSYS;

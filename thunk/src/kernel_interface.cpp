@@ -21,8 +21,8 @@ class SystemKernelInterface final : public KernelInterface {
                int behavior) override {
     // Arguments five and six are passed as zero so the call is
     // deterministic whatever the registers held.
-#ifdef GMEM_NR_HMADVISE
-    long result = syscall(GMEM_NR_HMADVISE, hnid, start, len, behavior, 0L, 0L);
+#ifdef HSA_GMEM_NR_HMADVISE
+    long result = syscall(HSA_GMEM_NR_HMADVISE, hnid, start, len, behavior, 0L, 0L);
     return result == 0 ? 0 : errno;
 #else
     (void)hnid, (void)start, (void)len, (void)behavior;

@@ -46,8 +46,8 @@ bool probe_hmadvise(KernelInterface& kernel, const std::string& sysfs_root,
     note(report, "hmadvise probe: no " + gmem_dir + ": not a GMEM kernel");
     return false;
   }
-  int error = kernel.hmadvise(GMEM_HMADV_NO_NODE, 0, 0,
-                              GMEM_HMADV_PROBE_BEHAVIOR);
+  int error = kernel.hmadvise(HSA_GMEM_HMADV_NO_NODE, 0, 0,
+                              HSA_GMEM_HMADV_PROBE_BEHAVIOR);
   bool present = error != ENOSYS;
   note(report, "hmadvise probe: syscall(" + syscall_number_text() +
                    ", -1, 0, 0, 0) -> " + errno_text(error) +
@@ -235,7 +235,7 @@ Status Session::plan(const AdviceRequest& request, Plan* plan) const {
   if (const auto* call = std::get_if<RocrPrefetchCall>(plan)) return check(call->node_id);
   if (const auto* call = std::get_if<RocrSetAttributesCall>(plan)) {
     for (const RocrAttribute& attribute : call->attributes) {
-      if (!attribute.names_agent || attribute.node_id == HSA_HMADVISE_NO_NODE) continue;
+      if (!attribute.names_agent || attribute.node_id == HSA_GMEM_NO_NODE) continue;
       status = check(attribute.node_id);
       if (!status.ok()) return status;
     }
@@ -259,7 +259,7 @@ Status Session::execute_rocr(const RocrSetAttributesCall& call) {
     std::uint64_t value = attribute.value;
     if (attribute.names_agent) {
       hsa_agent_t agent{0};  // the null agent: "no location"
-      if (attribute.node_id != HSA_HMADVISE_NO_NODE) {
+      if (attribute.node_id != HSA_GMEM_NO_NODE) {
         Status status = agent_for(attribute.node_id, &agent);
         if (!status.ok()) return status;
       }
@@ -269,7 +269,7 @@ Status Session::execute_rocr(const RocrSetAttributesCall& call) {
     if (!described.empty()) described += ", ";
     described += std::string(rocr_attribute_name(attribute.attribute)) + "=" +
                  (attribute.names_agent
-                      ? (attribute.node_id == HSA_HMADVISE_NO_NODE
+                      ? (attribute.node_id == HSA_GMEM_NO_NODE
                              ? std::string("no agent")
                              : "agent of KFD node " + std::to_string(attribute.node_id))
                       : std::to_string(attribute.value));
@@ -341,7 +341,7 @@ Status Session::execute(const Plan& plan) {
                                          std::strerror(os_error) + ")"
                                    : ""));
   }
-  return Status::failure(HSA_HMADVISE_STATUS_NO_EQUIVALENT,
+  return Status::failure(HSA_GMEM_STATUS_NO_EQUIVALENT,
                          std::get<NoEquivalent>(plan).reason);
 }
 

@@ -24,43 +24,43 @@ static_assert(std::uint32_t{HSA_SVM_ATTR_NO_ACCESS} == std::uint32_t{KFD_IOCTL_S
 static_assert(std::uint32_t{HSA_SVM_ATTR_SET_FLAGS} == std::uint32_t{KFD_IOCTL_SVM_ATTR_SET_FLAGS});
 static_assert(std::uint32_t{HSA_SVM_ATTR_CLR_FLAGS} == std::uint32_t{KFD_IOCTL_SVM_ATTR_CLR_FLAGS});
 static_assert(HSA_SVM_FLAG_GPU_READ_MOSTLY == KFD_IOCTL_SVM_FLAG_GPU_READ_MOSTLY);
-static_assert(INVALID_NODEID == HSA_HMADVISE_NO_NODE);
+static_assert(INVALID_NODEID == HSA_GMEM_NO_NODE);
 
 // Which nodes a hint may name.
 enum class NodeRule {
   any,             // CPU or GPU node
   gpu,             // a GPU node: the hint is about one GPU's mapping
-  gpu_or_no_node,  // DONTNEED: a GPU's copy, or HSA_HMADVISE_NO_NODE
+  gpu_or_no_node,  // DONTNEED: a GPU's copy, or HSA_GMEM_NO_NODE
 };
 
 struct HintSpec {
-  HSA_HMADVISE_HINT hint;
+  HSA_GMEM_HINT hint;
   const char* name;
   NodeRule node_rule;
   int syscall_behavior;
 };
 
 constexpr HintSpec kHints[] = {
-    {HSA_HMADVISE_PREFETCH, "PREFETCH", NodeRule::any, GMEM_HMADV_PREFETCH},
-    {HSA_HMADVISE_DONTNEED, "DONTNEED", NodeRule::gpu_or_no_node,
-     GMEM_HMADV_DONTNEED},
-    {HSA_HMADVISE_PREFERRED_LOC, "PREFERRED_LOC", NodeRule::any,
-     GMEM_HMADV_PREFERRED_LOC},
-    {HSA_HMADVISE_UNSET_PREFERRED_LOC, "UNSET_PREFERRED_LOC", NodeRule::any,
-     GMEM_HMADV_UNSET_PREFERRED_LOC},
-    {HSA_HMADVISE_ACCESSED_BY, "ACCESSED_BY", NodeRule::gpu,
-     GMEM_HMADV_ACCESSED_BY},
-    {HSA_HMADVISE_UNSET_ACCESSED_BY, "UNSET_ACCESSED_BY", NodeRule::gpu,
-     GMEM_HMADV_UNSET_ACCESSED_BY},
-    {HSA_HMADVISE_NO_ACCESS, "NO_ACCESS", NodeRule::gpu, GMEM_HMADV_NO_ACCESS},
-    {HSA_HMADVISE_UNSET_NO_ACCESS, "UNSET_NO_ACCESS", NodeRule::gpu,
-     GMEM_HMADV_UNSET_NO_ACCESS},
-    {HSA_HMADVISE_READ_MOSTLY, "READ_MOSTLY", NodeRule::any,
-     GMEM_HMADV_READ_MOSTLY},
-    {HSA_HMADVISE_UNSET_READ_MOSTLY, "UNSET_READ_MOSTLY", NodeRule::any,
-     GMEM_HMADV_UNSET_READ_MOSTLY},
-    {HSA_HMADVISE_PIN, "PIN", NodeRule::any, GMEM_HMADV_PIN},
-    {HSA_HMADVISE_UNPIN, "UNPIN", NodeRule::any, GMEM_HMADV_UNPIN},
+    {HSA_GMEM_HINT_PREFETCH, "PREFETCH", NodeRule::any, HSA_GMEM_HMADV_PREFETCH},
+    {HSA_GMEM_HINT_DONTNEED, "DONTNEED", NodeRule::gpu_or_no_node,
+     HSA_GMEM_HMADV_DONTNEED},
+    {HSA_GMEM_HINT_PREFERRED_LOC, "PREFERRED_LOC", NodeRule::any,
+     HSA_GMEM_HMADV_PREFERRED_LOC},
+    {HSA_GMEM_HINT_UNSET_PREFERRED_LOC, "UNSET_PREFERRED_LOC", NodeRule::any,
+     HSA_GMEM_HMADV_UNSET_PREFERRED_LOC},
+    {HSA_GMEM_HINT_ACCESSED_BY, "ACCESSED_BY", NodeRule::gpu,
+     HSA_GMEM_HMADV_ACCESSED_BY},
+    {HSA_GMEM_HINT_UNSET_ACCESSED_BY, "UNSET_ACCESSED_BY", NodeRule::gpu,
+     HSA_GMEM_HMADV_UNSET_ACCESSED_BY},
+    {HSA_GMEM_HINT_NO_ACCESS, "NO_ACCESS", NodeRule::gpu, HSA_GMEM_HMADV_NO_ACCESS},
+    {HSA_GMEM_HINT_UNSET_NO_ACCESS, "UNSET_NO_ACCESS", NodeRule::gpu,
+     HSA_GMEM_HMADV_UNSET_NO_ACCESS},
+    {HSA_GMEM_HINT_READ_MOSTLY, "READ_MOSTLY", NodeRule::any,
+     HSA_GMEM_HMADV_READ_MOSTLY},
+    {HSA_GMEM_HINT_UNSET_READ_MOSTLY, "UNSET_READ_MOSTLY", NodeRule::any,
+     HSA_GMEM_HMADV_UNSET_READ_MOSTLY},
+    {HSA_GMEM_HINT_PIN, "PIN", NodeRule::any, HSA_GMEM_HMADV_PIN},
+    {HSA_GMEM_HINT_UNPIN, "UNPIN", NodeRule::any, HSA_GMEM_HMADV_UNPIN},
 };
 
 const HintSpec* find_hint(std::uint32_t hint) {
@@ -111,10 +111,10 @@ Status plan_kfd(const HintSpec& spec, const TopologyNode* node,
 
   SvmSetAttrCall call{start, length, {}, {}};
   switch (spec.hint) {
-    case HSA_HMADVISE_PREFETCH:
+    case HSA_GMEM_HINT_PREFETCH:
       add_location(&call, HSA_SVM_ATTR_PREFETCH_LOC, *node);
       break;
-    case HSA_HMADVISE_DONTNEED: {
+    case HSA_GMEM_HINT_DONTNEED: {
       // Releasing a GPU's copy = moving the range back to system memory.
       const TopologyNode* system_memory = topology.system_memory_node();
       if (system_memory == nullptr)
@@ -124,42 +124,42 @@ Status plan_kfd(const HintSpec& spec, const TopologyNode* node,
       add_location(&call, HSA_SVM_ATTR_PREFETCH_LOC, *system_memory);
       break;
     }
-    case HSA_HMADVISE_PREFERRED_LOC:
+    case HSA_GMEM_HINT_PREFERRED_LOC:
       add_location(&call, HSA_SVM_ATTR_PREFERRED_LOC, *node);
       break;
-    case HSA_HMADVISE_UNSET_PREFERRED_LOC:
+    case HSA_GMEM_HINT_UNSET_PREFERRED_LOC:
       add_attribute(&call, HSA_SVM_ATTR_PREFERRED_LOC, INVALID_NODEID,
                     KFD_IOCTL_SVM_LOCATION_UNDEFINED);
       break;
-    case HSA_HMADVISE_ACCESSED_BY:
+    case HSA_GMEM_HINT_ACCESSED_BY:
       add_attribute(&call, HSA_SVM_ATTR_ACCESS_IN_PLACE, node->node_id,
                     node->gpu_id);
       break;
-    case HSA_HMADVISE_UNSET_ACCESSED_BY:
-    case HSA_HMADVISE_UNSET_NO_ACCESS:
+    case HSA_GMEM_HINT_UNSET_ACCESSED_BY:
+    case HSA_GMEM_HINT_UNSET_NO_ACCESS:
       // Back to plain access: mapped, and migrated on access as usual.
       add_attribute(&call, HSA_SVM_ATTR_ACCESS, node->node_id, node->gpu_id);
       break;
-    case HSA_HMADVISE_NO_ACCESS:
+    case HSA_GMEM_HINT_NO_ACCESS:
       add_attribute(&call, HSA_SVM_ATTR_NO_ACCESS, node->node_id, node->gpu_id);
       break;
-    case HSA_HMADVISE_READ_MOSTLY:
+    case HSA_GMEM_HINT_READ_MOSTLY:
       add_attribute(&call, HSA_SVM_ATTR_SET_FLAGS, HSA_SVM_FLAG_GPU_READ_MOSTLY,
                     KFD_IOCTL_SVM_FLAG_GPU_READ_MOSTLY);
       break;
-    case HSA_HMADVISE_UNSET_READ_MOSTLY:
+    case HSA_GMEM_HINT_UNSET_READ_MOSTLY:
       add_attribute(&call, HSA_SVM_ATTR_CLR_FLAGS, HSA_SVM_FLAG_GPU_READ_MOSTLY,
                     KFD_IOCTL_SVM_FLAG_GPU_READ_MOSTLY);
       break;
-    case HSA_HMADVISE_PIN:
-    case HSA_HMADVISE_UNPIN:
+    case HSA_GMEM_HINT_PIN:
+    case HSA_GMEM_HINT_UNPIN:
       *plan = NoEquivalent{
           std::string(spec.name) +
           " has no KFD SVM equivalent: a stock KFD kernel cannot pin a range "
           "to a node (KFD may always migrate or evict it). Nothing was "
           "changed. It needs a GMEM kernel (hmadvise system call)."};
       return Status::success();
-    case HSA_HMADVISE_HINT_SIZE:  // not a hint; find_hint() never returns it
+    case HSA_GMEM_HINT_SIZE:  // not a hint; find_hint() never returns it
       return invalid("unknown hint value");
   }
   *plan = std::move(call);
@@ -184,12 +184,12 @@ Status plan_rocr(const HintSpec& spec, const TopologyNode* node,
 
   RocrSetAttributesCall call{start, length, {}};
   switch (spec.hint) {
-    case HSA_HMADVISE_PREFETCH:
+    case HSA_GMEM_HINT_PREFETCH:
       // ROCr refuses PREFETCH_LOCATION in attributes_set: prefetching is
       // its own call.
       *plan = RocrPrefetchCall{start, length, node->node_id};
       return Status::success();
-    case HSA_HMADVISE_DONTNEED: {
+    case HSA_GMEM_HINT_DONTNEED: {
       const TopologyNode* system_memory = topology.system_memory_node();
       if (system_memory == nullptr)
         return Status::failure(HSAKMT_STATUS_ERROR,
@@ -198,42 +198,42 @@ Status plan_rocr(const HintSpec& spec, const TopologyNode* node,
       *plan = RocrPrefetchCall{start, length, system_memory->node_id};
       return Status::success();
     }
-    case HSA_HMADVISE_PREFERRED_LOC:
+    case HSA_GMEM_HINT_PREFERRED_LOC:
       call.attributes.push_back(
           agent_attribute(HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, node->node_id));
       break;
-    case HSA_HMADVISE_UNSET_PREFERRED_LOC:
+    case HSA_GMEM_HINT_UNSET_PREFERRED_LOC:
       call.attributes.push_back(agent_attribute(
-          HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, HSA_HMADVISE_NO_NODE));
+          HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, HSA_GMEM_NO_NODE));
       break;
-    case HSA_HMADVISE_ACCESSED_BY:
+    case HSA_GMEM_HINT_ACCESSED_BY:
       call.attributes.push_back(agent_attribute(
           HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE, node->node_id));
       break;
-    case HSA_HMADVISE_UNSET_ACCESSED_BY:
-    case HSA_HMADVISE_UNSET_NO_ACCESS:
+    case HSA_GMEM_HINT_UNSET_ACCESSED_BY:
+    case HSA_GMEM_HINT_UNSET_NO_ACCESS:
       call.attributes.push_back(
           agent_attribute(HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE, node->node_id));
       break;
-    case HSA_HMADVISE_NO_ACCESS:
+    case HSA_GMEM_HINT_NO_ACCESS:
       call.attributes.push_back(
           agent_attribute(HSA_AMD_SVM_ATTRIB_AGENT_NO_ACCESS, node->node_id));
       break;
-    case HSA_HMADVISE_READ_MOSTLY:
+    case HSA_GMEM_HINT_READ_MOSTLY:
       call.attributes.push_back(value_attribute(HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 1));
       break;
-    case HSA_HMADVISE_UNSET_READ_MOSTLY:
+    case HSA_GMEM_HINT_UNSET_READ_MOSTLY:
       call.attributes.push_back(value_attribute(HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 0));
       break;
-    case HSA_HMADVISE_PIN:
-    case HSA_HMADVISE_UNPIN:
+    case HSA_GMEM_HINT_PIN:
+    case HSA_GMEM_HINT_UNPIN:
       *plan = NoEquivalent{
           std::string(spec.name) +
           " has no ROCr SVM equivalent: a stock KFD kernel cannot pin a "
           "range to a node (KFD may always migrate or evict it). Nothing was "
           "changed. It needs a GMEM kernel (hmadvise system call)."};
       return Status::success();
-    case HSA_HMADVISE_HINT_SIZE:
+    case HSA_GMEM_HINT_SIZE:
       return invalid("unknown hint value");
   }
   *plan = std::move(call);
@@ -242,7 +242,7 @@ Status plan_rocr(const HintSpec& spec, const TopologyNode* node,
 
 Status plan_syscall(const HintSpec& spec, const TopologyNode* node,
                     std::uintptr_t start, std::uint64_t length, Plan* plan) {
-  int hnid = GMEM_HMADV_NO_NODE;
+  int hnid = HSA_GMEM_HMADV_NO_NODE;
   if (node != nullptr) {
     if (!node->gmem_node_id)
       return bad_node("KFD node " + std::to_string(node->node_id) +
@@ -283,10 +283,10 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
                    " + " + hex(length) + " wraps around the address space");
 
   const TopologyNode* node = nullptr;
-  if (request.node_id == HSA_HMADVISE_NO_NODE) {
+  if (request.node_id == HSA_GMEM_NO_NODE) {
     if (spec->node_rule != NodeRule::gpu_or_no_node)
       return bad_node(std::string(spec->name) +
-                      ": HSA_HMADVISE_NO_NODE is only valid with DONTNEED");
+                      ": HSA_GMEM_NO_NODE is only valid with DONTNEED");
   } else {
     node = topology.find_by_node_id(request.node_id);
     if (node == nullptr)
@@ -302,7 +302,7 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
           std::string(spec->name) + " needs a GPU node; KFD node " +
           std::to_string(request.node_id) + " is a CPU node" +
           (spec->node_rule == NodeRule::gpu_or_no_node
-               ? " (use HSA_HMADVISE_NO_NODE to discard the range)"
+               ? " (use HSA_GMEM_NO_NODE to discard the range)"
                : ""));
   }
 
@@ -318,7 +318,7 @@ const char* hint_name(std::uint32_t hint) {
   return spec != nullptr ? spec->name : nullptr;
 }
 
-bool hint_from_name(const std::string& name, HSA_HMADVISE_HINT* hint) {
+bool hint_from_name(const std::string& name, HSA_GMEM_HINT* hint) {
   std::string upper;
   for (char c : name) upper += c == '-' ? '_' : static_cast<char>(std::toupper(
                                                     static_cast<unsigned char>(c)));
@@ -331,8 +331,8 @@ bool hint_from_name(const std::string& name, HSA_HMADVISE_HINT* hint) {
   return false;
 }
 
-std::vector<HSA_HMADVISE_HINT> all_hints() {
-  std::vector<HSA_HMADVISE_HINT> hints;
+std::vector<HSA_GMEM_HINT> all_hints() {
+  std::vector<HSA_GMEM_HINT> hints;
   for (const HintSpec& spec : kHints) hints.push_back(spec.hint);
   return hints;
 }
@@ -347,8 +347,8 @@ const char* backend_name(Backend backend) {
 }
 
 std::string syscall_number_text() {
-#ifdef GMEM_NR_HMADVISE
-  return std::to_string(GMEM_NR_HMADVISE);
+#ifdef HSA_GMEM_NR_HMADVISE
+  return std::to_string(HSA_GMEM_NR_HMADVISE);
 #else
   return "<no hmadvise number on this architecture>";
 #endif
@@ -370,18 +370,18 @@ const char* rocr_attribute_name(std::uint64_t attribute) {
 
 const char* syscall_behavior_name(int behavior) {
   switch (behavior) {
-    case GMEM_HMADV_DONTNEED: return "MADV_DONTNEED";
-    case GMEM_HMADV_PREFETCH: return "MADV_PREFETCH";
-    case GMEM_HMADV_PREFERRED_LOC: return "HMADV_PREFERRED_LOC";
-    case GMEM_HMADV_UNSET_PREFERRED_LOC: return "HMADV_UNSET_PREFERRED_LOC";
-    case GMEM_HMADV_ACCESSED_BY: return "HMADV_ACCESSED_BY";
-    case GMEM_HMADV_UNSET_ACCESSED_BY: return "HMADV_UNSET_ACCESSED_BY";
-    case GMEM_HMADV_READ_MOSTLY: return "HMADV_READ_MOSTLY";
-    case GMEM_HMADV_UNSET_READ_MOSTLY: return "HMADV_UNSET_READ_MOSTLY";
-    case GMEM_HMADV_PIN: return "HMADV_PIN";
-    case GMEM_HMADV_UNPIN: return "HMADV_UNPIN";
-    case GMEM_HMADV_NO_ACCESS: return "HMADV_NO_ACCESS";
-    case GMEM_HMADV_UNSET_NO_ACCESS: return "HMADV_UNSET_NO_ACCESS";
+    case HSA_GMEM_HMADV_DONTNEED: return "MADV_DONTNEED";
+    case HSA_GMEM_HMADV_PREFETCH: return "MADV_PREFETCH";
+    case HSA_GMEM_HMADV_PREFERRED_LOC: return "HMADV_PREFERRED_LOC";
+    case HSA_GMEM_HMADV_UNSET_PREFERRED_LOC: return "HMADV_UNSET_PREFERRED_LOC";
+    case HSA_GMEM_HMADV_ACCESSED_BY: return "HMADV_ACCESSED_BY";
+    case HSA_GMEM_HMADV_UNSET_ACCESSED_BY: return "HMADV_UNSET_ACCESSED_BY";
+    case HSA_GMEM_HMADV_READ_MOSTLY: return "HMADV_READ_MOSTLY";
+    case HSA_GMEM_HMADV_UNSET_READ_MOSTLY: return "HMADV_UNSET_READ_MOSTLY";
+    case HSA_GMEM_HMADV_PIN: return "HMADV_PIN";
+    case HSA_GMEM_HMADV_UNPIN: return "HMADV_UNPIN";
+    case HSA_GMEM_HMADV_NO_ACCESS: return "HMADV_NO_ACCESS";
+    case HSA_GMEM_HMADV_UNSET_NO_ACCESS: return "HMADV_UNSET_NO_ACCESS";
   }
   return "unknown";
 }

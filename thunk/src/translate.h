@@ -1,5 +1,5 @@
 // hmadvise hint -> kernel call, for each backend. Pure: no system calls, so
-// the same code answers hsaKmtHMAdvise() and `gmem-advise explain`.
+// the same code answers hsaKmtGmemAdvise() and `gmem-advise explain`.
 #pragma once
 
 #include <cstddef>
@@ -46,7 +46,7 @@ struct SvmSetAttrCall {
 
 // One attribute for hsa_amd_svm_attributes_set. Location attributes name a
 // KFD node, which the session turns into ROCr's agent handle for it
-// (HSA_HMADVISE_NO_NODE: the null agent, "no location"); the others carry
+// (HSA_GMEM_NO_NODE: the null agent, "no location"); the others carry
 // their value as it is.
 struct RocrAttribute {
   std::uint64_t attribute;  // hsa_amd_svm_attribute_t
@@ -78,10 +78,10 @@ using Plan = std::variant<SyscallCall, MadviseCall, SvmSetAttrCall,
                           RocrSetAttributesCall, RocrPrefetchCall, NoEquivalent>;
 
 struct AdviceRequest {
-  std::uint32_t node_id;  // KFD node id or HSA_HMADVISE_NO_NODE
+  std::uint32_t node_id;  // KFD node id or HSA_GMEM_NO_NODE
   std::uintptr_t start;
   std::uint64_t size;
-  // An HSA_HMADVISE_HINT as the caller passed it, not yet checked: kept as
+  // An HSA_GMEM_HINT as the caller passed it, not yet checked: kept as
   // an integer because a C caller can pass any 32-bit value.
   std::uint32_t hint;
 };
@@ -94,13 +94,13 @@ Status plan_advice(const AdviceRequest& request, const Topology& topology,
 
 // Names for messages and for gmem-advise.
 const char* hint_name(std::uint32_t hint);  // nullptr if unknown
-bool hint_from_name(const std::string& name, HSA_HMADVISE_HINT* hint);
+bool hint_from_name(const std::string& name, HSA_GMEM_HINT* hint);
 const char* backend_name(Backend backend);
-// GMEM_NR_HMADVISE as text, or a note that this architecture has none.
+// HSA_GMEM_NR_HMADVISE as text, or a note that this architecture has none.
 std::string syscall_number_text();
 const char* syscall_behavior_name(int behavior);       // "MADV_PREFETCH"
 const char* svm_attribute_name(std::uint32_t type);    // "PREFETCH_LOC"
 const char* rocr_attribute_name(std::uint64_t attribute);  // "HSA_AMD_SVM_ATTRIB_..."
-std::vector<HSA_HMADVISE_HINT> all_hints();
+std::vector<HSA_GMEM_HINT> all_hints();
 
 }  // namespace gmem::thunk

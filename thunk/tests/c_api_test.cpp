@@ -91,16 +91,16 @@ class CApiTest : public ::testing::Test {
 TEST_F(CApiTest, EverythingNeedsOpenFirst) {
   HSAuint32 count = 0;
   HSA_GMEM_NODE_INFO info{};
-  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH),
+  EXPECT_EQ(hsaKmtGmemAdvise(1, buffer_, 4096, HSA_GMEM_HINT_PREFETCH),
             HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
   EXPECT_NE(std::string(hsaKmtGmemLastErrorMessage()).find("hsaKmtGmemOpen"),
             std::string::npos);
   EXPECT_EQ(hsaKmtGmemGetNodeCount(&count), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
   EXPECT_EQ(hsaKmtGmemGetNodeInfo(0, &info), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
   EXPECT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
-  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_KFD_SVM;
+  HSA_GMEM_BACKEND backend = HSA_GMEM_BACKEND_KFD_SVM;
   EXPECT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_NONE);
+  EXPECT_EQ(backend, HSA_GMEM_BACKEND_NONE);
   EXPECT_FALSE(kernel_.touched_kernel());
 }
 
@@ -112,29 +112,29 @@ TEST_F(CApiTest, OpenIsReferenceCountedAndSelectsOnce) {
   EXPECT_EQ(kernel_.open_calls, 1);
   ASSERT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);
   EXPECT_EQ(kernel_.close_calls, 0);
-  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(hsaKmtGmemAdvise(1, buffer_, 4096, HSA_GMEM_HINT_PREFETCH), HSAKMT_STATUS_SUCCESS);
   ASSERT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);
   EXPECT_EQ(kernel_.close_calls, 1);
-  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH),
+  EXPECT_EQ(hsaKmtGmemAdvise(1, buffer_, 4096, HSA_GMEM_HINT_PREFETCH),
             HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED);
 }
 
 TEST_F(CApiTest, EnvironmentVariableForcesTheBackend) {
   setenv("GMEM_THUNK_BACKEND", "kfd", 1);
   ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
-  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+  HSA_GMEM_BACKEND backend = HSA_GMEM_BACKEND_NONE;
   ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_KFD_SVM);
+  EXPECT_EQ(backend, HSA_GMEM_BACKEND_KFD_SVM);
   EXPECT_TRUE(kernel_.hmadvise_calls.empty());
 }
 
 TEST_F(CApiTest, AutoOnAGmemKernelSelectsTheSyscall) {
   kernel_.hmadvise_results = {EINVAL};
   ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
-  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+  HSA_GMEM_BACKEND backend = HSA_GMEM_BACKEND_NONE;
   ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_SYSCALL);
-  ASSERT_EQ(hsaKmtHMAdvise(2, buffer_, 8192, HSA_HMADVISE_DONTNEED), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(backend, HSA_GMEM_BACKEND_SYSCALL);
+  ASSERT_EQ(hsaKmtGmemAdvise(2, buffer_, 8192, HSA_GMEM_HINT_DONTNEED), HSAKMT_STATUS_SUCCESS);
   ASSERT_EQ(kernel_.hmadvise_calls.size(), 2u);
   EXPECT_EQ(kernel_.hmadvise_calls[1].hnid, 3);
   EXPECT_EQ(kernel_.hmadvise_calls[1].start, 0x7f0000400000u);
@@ -248,7 +248,7 @@ TEST_F(CApiTest, VersionMatchesTheHeaderAndNeedsNoOpen) {
 TEST_F(CApiTest, LastErrorMessageIsPerThreadAndClearedOnSuccess) {
   setenv("GMEM_THUNK_BACKEND", "kfd", 1);
   ASSERT_EQ(hsaKmtGmemOpen(), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PIN), HSAKMT_STATUS_NOT_IMPLEMENTED);
+  EXPECT_EQ(hsaKmtGmemAdvise(1, buffer_, 4096, HSA_GMEM_HINT_PIN), HSAKMT_STATUS_NOT_IMPLEMENTED);
   const std::string pin_message = hsaKmtGmemLastErrorMessage();
   EXPECT_NE(pin_message.find("no KFD SVM equivalent"), std::string::npos);
 
@@ -257,14 +257,14 @@ TEST_F(CApiTest, LastErrorMessageIsPerThreadAndClearedOnSuccess) {
   EXPECT_EQ(other_thread_message, "");
   EXPECT_EQ(hsaKmtGmemLastErrorMessage(), pin_message);
 
-  EXPECT_EQ(hsaKmtHMAdvise(1, buffer_, 4096, HSA_HMADVISE_PREFETCH), HSAKMT_STATUS_SUCCESS);
+  EXPECT_EQ(hsaKmtGmemAdvise(1, buffer_, 4096, HSA_GMEM_HINT_PREFETCH), HSAKMT_STATUS_SUCCESS);
   EXPECT_STREQ(hsaKmtGmemLastErrorMessage(), "");
 }
 
 TEST_F(CApiTest, HintNames) {
-  EXPECT_STREQ(hsaKmtHMAdviseHintName(HSA_HMADVISE_PREFETCH), "PREFETCH");
-  EXPECT_STREQ(hsaKmtHMAdviseHintName(HSA_HMADVISE_UNSET_NO_ACCESS), "UNSET_NO_ACCESS");
-  EXPECT_EQ(hsaKmtHMAdviseHintName(static_cast<HSA_HMADVISE_HINT>(0)), nullptr);
+  EXPECT_STREQ(hsaKmtGmemHintName(HSA_GMEM_HINT_PREFETCH), "PREFETCH");
+  EXPECT_STREQ(hsaKmtGmemHintName(HSA_GMEM_HINT_UNSET_NO_ACCESS), "UNSET_NO_ACCESS");
+  EXPECT_EQ(hsaKmtGmemHintName(static_cast<HSA_GMEM_HINT>(0)), nullptr);
 }
 
 TEST_F(CApiTest, AnyThirtyTwoBitHintValueFromCIsRefused) {
@@ -414,7 +414,7 @@ TEST_F(PrefetchAsyncTest, BadInputIsRefusedAtOnceAndNothingIsQueued) {
             HSAKMT_STATUS_MEMORY_ALIGNMENT);
   EXPECT_EQ(hsaKmtGmemPrefetchAsync(9, buffer_, 4096, stream_a_),
             HSAKMT_STATUS_INVALID_NODE_UNIT);
-  EXPECT_EQ(hsaKmtGmemPrefetchAsync(HSA_HMADVISE_NO_NODE, buffer_, 4096, stream_a_),
+  EXPECT_EQ(hsaKmtGmemPrefetchAsync(HSA_GMEM_NO_NODE, buffer_, 4096, stream_a_),
             HSAKMT_STATUS_INVALID_NODE_UNIT);
   EXPECT_EQ(hip_->launch_calls, 0);
   EXPECT_EQ(advice_calls(), 0u);
@@ -423,13 +423,13 @@ TEST_F(PrefetchAsyncTest, BadInputIsRefusedAtOnceAndNothingIsQueued) {
 TEST_F(PrefetchAsyncTest, AQueuedPrefetchKeepsTheLibraryOpenUntilItRuns) {
   ASSERT_EQ(hsaKmtGmemPrefetchAsync(1, buffer_, 4096, stream_a_), HSAKMT_STATUS_SUCCESS);
   ASSERT_EQ(hsaKmtGmemClose(), HSAKMT_STATUS_SUCCESS);  // the program's own close
-  HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+  HSA_GMEM_BACKEND backend = HSA_GMEM_BACKEND_NONE;
   ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_SYSCALL);  // still open
+  EXPECT_EQ(backend, HSA_GMEM_BACKEND_SYSCALL);  // still open
   hip_->run(stream_a_);
   EXPECT_EQ(advice_calls(), 1u);
   ASSERT_EQ(hsaKmtGmemGetBackend(&backend), HSAKMT_STATUS_SUCCESS);
-  EXPECT_EQ(backend, HSA_HMADVISE_BACKEND_NONE);  // the last reference is gone
+  EXPECT_EQ(backend, HSA_GMEM_BACKEND_NONE);  // the last reference is gone
 }
 
 TEST_F(PrefetchAsyncTest, AFailedMigrationIsReportedOnceByGetAsyncError) {

@@ -7,10 +7,10 @@
 HSAKMT_STATUS c_caller_advise_with_raw_hint(HSAuint32 node, void *start,
 					    HSAuint64 size, uint32_t raw_hint)
 {
-	return hsaKmtHMAdvise(node, start, size, (HSA_HMADVISE_HINT)raw_hint);
+	return hsaKmtGmemAdvise(node, start, size, (HSA_GMEM_HINT)raw_hint);
 }
 
 const char *c_caller_hint_name(uint32_t raw_hint)
 {
-	return hsaKmtHMAdviseHintName((HSA_HMADVISE_HINT)raw_hint);
+	return hsaKmtGmemHintName((HSA_GMEM_HINT)raw_hint);
 }

@@ -1,7 +1,8 @@
 cmake_minimum_required(VERSION 3.20)
 # ctest driver: every symbol libhsakmt-gmem defines for programs is a
 # function the public header declares, at version node HSAKMT_GMEM_0, and
-# every function the header declares is exported.
+# every function the header declares is exported, under the one prefix
+# hsaKmtGmem.
 # Arguments: -DLIBRARY=<.so> -DHEADER=<hsakmt_hmadvise.h>
 find_program(NM nm REQUIRED)
 execute_process(COMMAND ${NM} -D --defined-only ${LIBRARY}
@@ -16,6 +17,9 @@ string(REGEX MATCHALL "HSA_GMEM_API [A-Za-z_][A-Za-z0-9_ ]*[ *]+[A-Za-z_][A-Za-z
 set(declared "")
 foreach(declaration IN LISTS declarations)
   string(REGEX REPLACE ".*[ *]([A-Za-z_][A-Za-z0-9_]*)\\($" "\\1" name "${declaration}")
+  if(NOT name MATCHES "^hsaKmtGmem[A-Z]")
+    message(FATAL_ERROR "declared without the hsaKmtGmem prefix: ${name}")
+  endif()
   list(APPEND declared ${name})
 endforeach()
 list(LENGTH declared declared_count)

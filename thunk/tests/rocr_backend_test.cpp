@@ -166,7 +166,7 @@ TEST_F(RocrBackendTest, EveryBackendFailingNamesAllThree) {
 
 TEST_F(RocrBackendTest, PrefetchIsAnAsyncPrefetchWaitedForOnItsOwnSignal) {
   open_rocr();
-  ASSERT_TRUE(advise(1, HSA_HMADVISE_PREFETCH, kSize - 10).ok());
+  ASSERT_TRUE(advise(1, HSA_GMEM_HINT_PREFETCH, kSize - 10).ok());
   ASSERT_EQ(runtime_->function_names(),
             (std::vector<std::string>{"hsa_signal_create", "hsa_amd_svm_prefetch_async",
                                       "hsa_signal_wait_scacquire", "hsa_signal_destroy"}));
@@ -182,13 +182,13 @@ TEST_F(RocrBackendTest, PrefetchIsAnAsyncPrefetchWaitedForOnItsOwnSignal) {
 
 TEST_F(RocrBackendTest, PrefetchToTheCpuNodeTargetsTheCpuAgent) {
   open_rocr();
-  ASSERT_TRUE(advise(0, HSA_HMADVISE_PREFETCH).ok());
+  ASSERT_TRUE(advise(0, HSA_GMEM_HINT_PREFETCH).ok());
   EXPECT_EQ(runtime_->calls[1].agent, kCpuAgent);
 }
 
 TEST_F(RocrBackendTest, DontneedOnAGpuMigratesToSystemMemory) {
   open_rocr();
-  ASSERT_TRUE(advise(2, HSA_HMADVISE_DONTNEED).ok());
+  ASSERT_TRUE(advise(2, HSA_GMEM_HINT_DONTNEED).ok());
   ASSERT_EQ(runtime_->calls.size(), 4u);
   EXPECT_EQ(runtime_->calls[1].function, "hsa_amd_svm_prefetch_async");
   EXPECT_EQ(runtime_->calls[1].agent, kCpuAgent);
@@ -197,7 +197,7 @@ TEST_F(RocrBackendTest, DontneedOnAGpuMigratesToSystemMemory) {
 TEST_F(RocrBackendTest, AMigrationTheRuntimeReportsFailedIsAnError) {
   open_rocr();
   runtime_->prefetch_completion = -1;
-  Status status = advise(1, HSA_HMADVISE_PREFETCH);
+  Status status = advise(1, HSA_GMEM_HINT_PREFETCH);
   EXPECT_EQ(status.code, HSAKMT_STATUS_ERROR);
   EXPECT_NE(status.message.find("completion signal -1"), std::string::npos) << status.message;
   EXPECT_TRUE(runtime_->live_signals.empty());
@@ -206,7 +206,7 @@ TEST_F(RocrBackendTest, AMigrationTheRuntimeReportsFailedIsAnError) {
 TEST_F(RocrBackendTest, ARefusedPrefetchMapsItsStatusAndFreesTheSignal) {
   open_rocr();
   runtime_->prefetch_result = HSA_STATUS_ERROR_INVALID_AGENT;
-  Status status = advise(1, HSA_HMADVISE_PREFETCH);
+  Status status = advise(1, HSA_GMEM_HINT_PREFETCH);
   EXPECT_EQ(status.code, HSAKMT_STATUS_INVALID_NODE_UNIT);
   EXPECT_NE(status.message.find("HSA_STATUS_ERROR_INVALID_AGENT"), std::string::npos);
   EXPECT_EQ(runtime_->function_names().back(), "hsa_signal_destroy");
@@ -221,15 +221,15 @@ TEST_F(RocrBackendTest, EachAttributeHintSetsExactlyOnePair) {
     std::uint64_t value;
   };
   const Case cases[] = {
-      {HSA_HMADVISE_PREFERRED_LOC, 1, HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, kGpu1Agent},
-      {HSA_HMADVISE_PREFERRED_LOC, 0, HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, kCpuAgent},
-      {HSA_HMADVISE_UNSET_PREFERRED_LOC, 2, HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, 0},
-      {HSA_HMADVISE_ACCESSED_BY, 2, HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE, kGpu2Agent},
-      {HSA_HMADVISE_UNSET_ACCESSED_BY, 2, HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE, kGpu2Agent},
-      {HSA_HMADVISE_NO_ACCESS, 1, HSA_AMD_SVM_ATTRIB_AGENT_NO_ACCESS, kGpu1Agent},
-      {HSA_HMADVISE_UNSET_NO_ACCESS, 1, HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE, kGpu1Agent},
-      {HSA_HMADVISE_READ_MOSTLY, 1, HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 1},
-      {HSA_HMADVISE_UNSET_READ_MOSTLY, 0, HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 0},
+      {HSA_GMEM_HINT_PREFERRED_LOC, 1, HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, kGpu1Agent},
+      {HSA_GMEM_HINT_PREFERRED_LOC, 0, HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, kCpuAgent},
+      {HSA_GMEM_HINT_UNSET_PREFERRED_LOC, 2, HSA_AMD_SVM_ATTRIB_PREFERRED_LOCATION, 0},
+      {HSA_GMEM_HINT_ACCESSED_BY, 2, HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE, kGpu2Agent},
+      {HSA_GMEM_HINT_UNSET_ACCESSED_BY, 2, HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE, kGpu2Agent},
+      {HSA_GMEM_HINT_NO_ACCESS, 1, HSA_AMD_SVM_ATTRIB_AGENT_NO_ACCESS, kGpu1Agent},
+      {HSA_GMEM_HINT_UNSET_NO_ACCESS, 1, HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE, kGpu1Agent},
+      {HSA_GMEM_HINT_READ_MOSTLY, 1, HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 1},
+      {HSA_GMEM_HINT_UNSET_READ_MOSTLY, 0, HSA_AMD_SVM_ATTRIB_READ_MOSTLY, 0},
   };
   open_rocr();
   for (const Case& test : cases) {
@@ -250,9 +250,9 @@ TEST_F(RocrBackendTest, EachAttributeHintSetsExactlyOnePair) {
 
 TEST_F(RocrBackendTest, PinHasNoEquivalentAndCallsNothing) {
   open_rocr();
-  for (std::uint32_t hint : {HSA_HMADVISE_PIN, HSA_HMADVISE_UNPIN}) {
+  for (std::uint32_t hint : {HSA_GMEM_HINT_PIN, HSA_GMEM_HINT_UNPIN}) {
     Status status = advise(1, hint);
-    EXPECT_EQ(status.code, HSA_HMADVISE_STATUS_NO_EQUIVALENT);
+    EXPECT_EQ(status.code, HSA_GMEM_STATUS_NO_EQUIVALENT);
     EXPECT_NE(status.message.find("no ROCr SVM equivalent"), std::string::npos);
   }
   EXPECT_TRUE(runtime_->calls.empty());
@@ -260,7 +260,7 @@ TEST_F(RocrBackendTest, PinHasNoEquivalentAndCallsNothing) {
 
 TEST_F(RocrBackendTest, DiscardWithoutANodeIsMadvise) {
   open_rocr();
-  ASSERT_TRUE(advise(HSA_HMADVISE_NO_NODE, HSA_HMADVISE_DONTNEED, 1).ok());
+  ASSERT_TRUE(advise(HSA_GMEM_NO_NODE, HSA_GMEM_HINT_DONTNEED, 1).ok());
   ASSERT_EQ(kernel_.madvise_calls.size(), 1u);
   EXPECT_EQ(kernel_.madvise_calls[0].len, kPage);
   EXPECT_TRUE(runtime_->calls.empty());
@@ -270,7 +270,7 @@ TEST_F(RocrBackendTest, ANodeRocrDoesNotListIsRefusedBeforeAnyCall) {
   // ROCR_VISIBLE_DEVICES=0 hides the second GPU from ROCr.
   runtime_->agents = {{kCpuAgent, 0}, {kGpu1Agent, 1}};
   open_rocr();
-  for (std::uint32_t hint : {HSA_HMADVISE_PREFETCH, HSA_HMADVISE_ACCESSED_BY}) {
+  for (std::uint32_t hint : {HSA_GMEM_HINT_PREFETCH, HSA_GMEM_HINT_ACCESSED_BY}) {
     Status status = advise(2, hint);
     EXPECT_EQ(status.code, HSAKMT_STATUS_INVALID_NODE_UNIT);
     EXPECT_NE(status.message.find("KFD node 2 has no ROCr agent"), std::string::npos);
@@ -281,7 +281,7 @@ TEST_F(RocrBackendTest, ANodeRocrDoesNotListIsRefusedBeforeAnyCall) {
 TEST_F(RocrBackendTest, ARefusedSetNamesTheCallAndTheRuntimeStatus) {
   open_rocr();
   runtime_->set_result = HSA_STATUS_ERROR_INVALID_ARGUMENT;
-  Status status = advise(1, HSA_HMADVISE_ACCESSED_BY);
+  Status status = advise(1, HSA_GMEM_HINT_ACCESSED_BY);
   EXPECT_EQ(status.code, HSAKMT_STATUS_INVALID_PARAMETER);
   EXPECT_NE(status.message.find("hsa_amd_svm_attributes_set(0x7f0000600000, 0x200000, "
                                 "{HSA_AMD_SVM_ATTRIB_AGENT_ACCESSIBLE_IN_PLACE=agent of "
@@ -293,11 +293,11 @@ TEST_F(RocrBackendTest, ARefusedSetNamesTheCallAndTheRuntimeStatus) {
 
 TEST_F(RocrBackendTest, BadInputNeverReachesTheRuntime) {
   open_rocr();
-  EXPECT_EQ(session_->advise({1, kBuffer + 1, kSize, HSA_HMADVISE_PREFETCH}).code,
+  EXPECT_EQ(session_->advise({1, kBuffer + 1, kSize, HSA_GMEM_HINT_PREFETCH}).code,
             HSAKMT_STATUS_MEMORY_ALIGNMENT);
-  EXPECT_EQ(session_->advise({7, kBuffer, kSize, HSA_HMADVISE_PREFETCH}).code,
+  EXPECT_EQ(session_->advise({7, kBuffer, kSize, HSA_GMEM_HINT_PREFETCH}).code,
             HSAKMT_STATUS_INVALID_NODE_UNIT);
-  EXPECT_EQ(session_->advise({0, kBuffer, kSize, HSA_HMADVISE_NO_ACCESS}).code,
+  EXPECT_EQ(session_->advise({0, kBuffer, kSize, HSA_GMEM_HINT_NO_ACCESS}).code,
             HSAKMT_STATUS_INVALID_NODE_UNIT);
   EXPECT_TRUE(runtime_->calls.empty());
 }

@@ -200,7 +200,7 @@ TEST_F(SessionTest, SyscallBackendPassesTheExactArguments) {
   kernel_.hmadvise_results = {EINVAL, 0};
   ASSERT_TRUE(open(BackendRequest::automatic).ok());
   Status status = session_->advise(
-      {1, reinterpret_cast<std::uintptr_t>(kBuffer), kSize - 100, HSA_HMADVISE_PREFETCH});
+      {1, reinterpret_cast<std::uintptr_t>(kBuffer), kSize - 100, HSA_GMEM_HINT_PREFETCH});
   ASSERT_TRUE(status.ok()) << status.message;
   ASSERT_EQ(kernel_.hmadvise_calls.size(), 2u);
   const auto& call = kernel_.hmadvise_calls[1];
@@ -231,7 +231,7 @@ TEST_F(SessionTest, SyscallErrnoBecomesStatusAndMessage) {
   for (const Case& test : cases) {
     kernel_.hmadvise_default = test.error_number;
     Status status = session_->advise({2, reinterpret_cast<std::uintptr_t>(kBuffer),
-                                      kSize, HSA_HMADVISE_PIN});
+                                      kSize, HSA_GMEM_HINT_PIN});
     EXPECT_EQ(status.code, test.status) << test.name;
     EXPECT_NE(status.message.find(test.name), std::string::npos) << status.message;
     EXPECT_NE(status.message.find("hmadvise(3, 0x7f0000200000, 0x200000, HMADV_PIN)"),
@@ -243,7 +243,7 @@ TEST_F(SessionTest, SyscallErrnoBecomesStatusAndMessage) {
 TEST_F(SessionTest, KfdBackendPassesTheExactAttributeBytes) {
   ASSERT_TRUE(open(BackendRequest::kfd_svm).ok());
   ASSERT_TRUE(session_->advise({1, reinterpret_cast<std::uintptr_t>(kBuffer), kSize,
-                                HSA_HMADVISE_ACCESSED_BY}).ok());
+                                HSA_GMEM_HINT_ACCESSED_BY}).ok());
   ASSERT_EQ(kernel_.set_attr_calls.size(), 1u);
   const testing::SvmRecord& call = kernel_.set_attr_calls[0];
   EXPECT_EQ(call.start, kBuffer);
@@ -259,7 +259,7 @@ TEST_F(SessionTest, KfdFailureKeepsLibhsakmtStatusAndAddsErrno) {
   kernel_.set_attr_result = HSAKMT_STATUS_ERROR;
   kernel_.set_attr_errno = EINVAL;
   Status status = session_->advise({1, reinterpret_cast<std::uintptr_t>(kBuffer), kSize,
-                                    HSA_HMADVISE_PREFETCH});
+                                    HSA_GMEM_HINT_PREFETCH});
   EXPECT_EQ(status.code, HSAKMT_STATUS_ERROR);
   EXPECT_NE(status.message.find("hsaKmtSVMSetAttr(0x7f0000200000, 0x200000, "
                                 "{PREFETCH_LOC=1})"),
@@ -271,9 +271,9 @@ TEST_F(SessionTest, KfdFailureKeepsLibhsakmtStatusAndAddsErrno) {
 TEST_F(SessionTest, KfdPinIsNoEquivalentAndCallsNothing) {
   ASSERT_TRUE(open(BackendRequest::kfd_svm).ok());
   Status status = session_->advise({1, reinterpret_cast<std::uintptr_t>(kBuffer), kSize,
-                                    HSA_HMADVISE_PIN});
+                                    HSA_GMEM_HINT_PIN});
   EXPECT_EQ(status.code, HSAKMT_STATUS_NOT_IMPLEMENTED);
-  EXPECT_EQ(status.code, HSA_HMADVISE_STATUS_NO_EQUIVALENT);
+  EXPECT_EQ(status.code, HSA_GMEM_STATUS_NO_EQUIVALENT);
   EXPECT_NE(status.message.find("PIN has no KFD SVM equivalent"), std::string::npos);
   EXPECT_TRUE(kernel_.set_attr_calls.empty());
   EXPECT_TRUE(kernel_.madvise_calls.empty());
@@ -281,9 +281,9 @@ TEST_F(SessionTest, KfdPinIsNoEquivalentAndCallsNothing) {
 
 TEST_F(SessionTest, KfdDiscardUsesMadvise) {
   ASSERT_TRUE(open(BackendRequest::kfd_svm).ok());
-  ASSERT_TRUE(session_->advise({HSA_HMADVISE_NO_NODE,
+  ASSERT_TRUE(session_->advise({HSA_GMEM_NO_NODE,
                                 reinterpret_cast<std::uintptr_t>(kBuffer), 1,
-                                HSA_HMADVISE_DONTNEED}).ok());
+                                HSA_GMEM_HINT_DONTNEED}).ok());
   ASSERT_EQ(kernel_.madvise_calls.size(), 1u);
   EXPECT_EQ(kernel_.madvise_calls[0].start, kBuffer);
   EXPECT_EQ(kernel_.madvise_calls[0].len, kPage);
@@ -291,9 +291,9 @@ TEST_F(SessionTest, KfdDiscardUsesMadvise) {
   EXPECT_TRUE(kernel_.set_attr_calls.empty());
 
   kernel_.madvise_result = ENOMEM;
-  Status status = session_->advise({HSA_HMADVISE_NO_NODE,
+  Status status = session_->advise({HSA_GMEM_NO_NODE,
                                     reinterpret_cast<std::uintptr_t>(kBuffer), 1,
-                                    HSA_HMADVISE_DONTNEED});
+                                    HSA_GMEM_HINT_DONTNEED});
   EXPECT_EQ(status.code, HSAKMT_STATUS_NO_MEMORY);
   EXPECT_NE(status.message.find("madvise("), std::string::npos);
 }
@@ -312,13 +312,13 @@ TEST_F(SessionTest, BadInputNeverReachesTheKernel) {
     const std::size_t probe_get_attr = fresh.get_attr_calls.size();
     const std::uintptr_t start = reinterpret_cast<std::uintptr_t>(kBuffer);
     const AdviceRequest bad[] = {
-        {1, 0, kSize, HSA_HMADVISE_PREFETCH},
-        {1, start, 0, HSA_HMADVISE_PREFETCH},
-        {1, start + 1, kSize, HSA_HMADVISE_PREFETCH},
-        {1, start, ~0ULL, HSA_HMADVISE_PREFETCH},
-        {9, start, kSize, HSA_HMADVISE_PREFETCH},
-        {0, start, kSize, HSA_HMADVISE_NO_ACCESS},
-        {HSA_HMADVISE_NO_NODE, start, kSize, HSA_HMADVISE_PREFERRED_LOC},
+        {1, 0, kSize, HSA_GMEM_HINT_PREFETCH},
+        {1, start, 0, HSA_GMEM_HINT_PREFETCH},
+        {1, start + 1, kSize, HSA_GMEM_HINT_PREFETCH},
+        {1, start, ~0ULL, HSA_GMEM_HINT_PREFETCH},
+        {9, start, kSize, HSA_GMEM_HINT_PREFETCH},
+        {0, start, kSize, HSA_GMEM_HINT_NO_ACCESS},
+        {HSA_GMEM_NO_NODE, start, kSize, HSA_GMEM_HINT_PREFERRED_LOC},
         {1, start, kSize, 42u},
     };
     for (const AdviceRequest& each : bad) EXPECT_FALSE(session->advise(each).ok());

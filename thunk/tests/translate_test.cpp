@@ -59,7 +59,7 @@ void expect_bytes(const std::vector<Attribute>& actual,
   }
 }
 
-Plan plan_ok(HSA_HMADVISE_HINT hint, std::uint32_t node, Backend backend) {
+Plan plan_ok(HSA_GMEM_HINT hint, std::uint32_t node, Backend backend) {
   Plan plan;
   Status status = plan_advice({node, kStart, kSize, hint}, gmem_topology(),
                               backend, kPage, &plan);
@@ -69,7 +69,7 @@ Plan plan_ok(HSA_HMADVISE_HINT hint, std::uint32_t node, Backend backend) {
 
 struct KfdCase {
   const char* label;
-  HSA_HMADVISE_HINT hint;
+  HSA_GMEM_HINT hint;
   std::uint32_t node;
   std::vector<RawAttribute> hsakmt;  // values are KFD node ids
   std::vector<RawAttribute> ioctl;   // values are gpu_ids
@@ -80,26 +80,26 @@ struct KfdCase {
 // KFD_IOCTL_SVM_FLAG_GPU_READ_MOSTLY 0x20, LOCATION_UNDEFINED 0xffffffff.
 const std::vector<KfdCase>& kfd_cases() {
   static const std::vector<KfdCase> cases = {
-      {"prefetch_gpu", HSA_HMADVISE_PREFETCH, kGpuNode, {{1, 1}}, {{1, kGpuId}}},
-      {"prefetch_cpu", HSA_HMADVISE_PREFETCH, kCpuNode, {{1, 0}}, {{1, 0}}},
-      {"dontneed_gpu", HSA_HMADVISE_DONTNEED, kGpuNode, {{1, 0}}, {{1, 0}}},
-      {"preferred_gpu", HSA_HMADVISE_PREFERRED_LOC, kGpuNode, {{0, 1}}, {{0, kGpuId}}},
-      {"preferred_cpu", HSA_HMADVISE_PREFERRED_LOC, kCpuNode, {{0, 0}}, {{0, 0}}},
-      {"unset_preferred_gpu", HSA_HMADVISE_UNSET_PREFERRED_LOC, kGpuNode,
+      {"prefetch_gpu", HSA_GMEM_HINT_PREFETCH, kGpuNode, {{1, 1}}, {{1, kGpuId}}},
+      {"prefetch_cpu", HSA_GMEM_HINT_PREFETCH, kCpuNode, {{1, 0}}, {{1, 0}}},
+      {"dontneed_gpu", HSA_GMEM_HINT_DONTNEED, kGpuNode, {{1, 0}}, {{1, 0}}},
+      {"preferred_gpu", HSA_GMEM_HINT_PREFERRED_LOC, kGpuNode, {{0, 1}}, {{0, kGpuId}}},
+      {"preferred_cpu", HSA_GMEM_HINT_PREFERRED_LOC, kCpuNode, {{0, 0}}, {{0, 0}}},
+      {"unset_preferred_gpu", HSA_GMEM_HINT_UNSET_PREFERRED_LOC, kGpuNode,
        {{0, 0xFFFFFFFF}}, {{0, 0xFFFFFFFF}}},
-      {"unset_preferred_cpu", HSA_HMADVISE_UNSET_PREFERRED_LOC, kCpuNode,
+      {"unset_preferred_cpu", HSA_GMEM_HINT_UNSET_PREFERRED_LOC, kCpuNode,
        {{0, 0xFFFFFFFF}}, {{0, 0xFFFFFFFF}}},
-      {"accessed_by_gpu", HSA_HMADVISE_ACCESSED_BY, kGpuNode, {{3, 1}}, {{3, kGpuId}}},
-      {"unset_accessed_by_gpu", HSA_HMADVISE_UNSET_ACCESSED_BY, kGpuNode,
+      {"accessed_by_gpu", HSA_GMEM_HINT_ACCESSED_BY, kGpuNode, {{3, 1}}, {{3, kGpuId}}},
+      {"unset_accessed_by_gpu", HSA_GMEM_HINT_UNSET_ACCESSED_BY, kGpuNode,
        {{2, 1}}, {{2, kGpuId}}},
-      {"no_access_gpu", HSA_HMADVISE_NO_ACCESS, kGpuNode, {{4, 1}}, {{4, kGpuId}}},
-      {"unset_no_access_gpu", HSA_HMADVISE_UNSET_NO_ACCESS, kGpuNode, {{2, 1}},
+      {"no_access_gpu", HSA_GMEM_HINT_NO_ACCESS, kGpuNode, {{4, 1}}, {{4, kGpuId}}},
+      {"unset_no_access_gpu", HSA_GMEM_HINT_UNSET_NO_ACCESS, kGpuNode, {{2, 1}},
        {{2, kGpuId}}},
-      {"read_mostly_gpu", HSA_HMADVISE_READ_MOSTLY, kGpuNode, {{5, 0x20}}, {{5, 0x20}}},
-      {"read_mostly_cpu", HSA_HMADVISE_READ_MOSTLY, kCpuNode, {{5, 0x20}}, {{5, 0x20}}},
-      {"unset_read_mostly_gpu", HSA_HMADVISE_UNSET_READ_MOSTLY, kGpuNode,
+      {"read_mostly_gpu", HSA_GMEM_HINT_READ_MOSTLY, kGpuNode, {{5, 0x20}}, {{5, 0x20}}},
+      {"read_mostly_cpu", HSA_GMEM_HINT_READ_MOSTLY, kCpuNode, {{5, 0x20}}, {{5, 0x20}}},
+      {"unset_read_mostly_gpu", HSA_GMEM_HINT_UNSET_READ_MOSTLY, kGpuNode,
        {{6, 0x20}}, {{6, 0x20}}},
-      {"unset_read_mostly_cpu", HSA_HMADVISE_UNSET_READ_MOSTLY, kCpuNode,
+      {"unset_read_mostly_cpu", HSA_GMEM_HINT_UNSET_READ_MOSTLY, kCpuNode,
        {{6, 0x20}}, {{6, 0x20}}},
   };
   return cases;
@@ -119,14 +119,14 @@ TEST(TranslateKfd, EveryHintGivesItsExactAttributeList) {
 }
 
 TEST(TranslateKfd, SecondGpuUsesItsOwnNodeAndGpuId) {
-  Plan plan = plan_ok(HSA_HMADVISE_PREFETCH, 2, Backend::kfd_svm);
+  Plan plan = plan_ok(HSA_GMEM_HINT_PREFETCH, 2, Backend::kfd_svm);
   const auto& call = std::get<SvmSetAttrCall>(plan);
   expect_bytes(call.hsakmt_attributes, {{1, 2}});
   expect_bytes(call.ioctl_attributes, {{1, 0xBBBB}});
 }
 
 TEST(TranslateKfd, PinAndUnpinHaveNoEquivalent) {
-  for (HSA_HMADVISE_HINT hint : {HSA_HMADVISE_PIN, HSA_HMADVISE_UNPIN}) {
+  for (HSA_GMEM_HINT hint : {HSA_GMEM_HINT_PIN, HSA_GMEM_HINT_UNPIN}) {
     for (std::uint32_t node : {kGpuNode, kCpuNode}) {
       Plan plan = plan_ok(hint, node, Backend::kfd_svm);
       const auto* none = std::get_if<NoEquivalent>(&plan);
@@ -139,7 +139,7 @@ TEST(TranslateKfd, PinAndUnpinHaveNoEquivalent) {
 }
 
 TEST(TranslateKfd, DontneedWithoutNodeDiscardsThroughMadvise) {
-  Plan plan = plan_ok(HSA_HMADVISE_DONTNEED, kNoNode, Backend::kfd_svm);
+  Plan plan = plan_ok(HSA_GMEM_HINT_DONTNEED, kNoNode, Backend::kfd_svm);
   const auto* call = std::get_if<MadviseCall>(&plan);
   ASSERT_NE(call, nullptr);
   EXPECT_EQ(call->start, kStart);
@@ -155,7 +155,7 @@ TEST(TranslateKfd, SystemMemoryIsTheFirstCpuNodeEvenWhenNotZero) {
   TopologyNode cpu;
   cpu.node_id = 1;
   Plan plan;
-  ASSERT_TRUE(plan_advice({0, kStart, kSize, HSA_HMADVISE_DONTNEED},
+  ASSERT_TRUE(plan_advice({0, kStart, kSize, HSA_GMEM_HINT_DONTNEED},
                           Topology({gpu, cpu}), Backend::kfd_svm, kPage, &plan)
                   .ok());
   const auto& call = std::get<SvmSetAttrCall>(plan);
@@ -165,7 +165,7 @@ TEST(TranslateKfd, SystemMemoryIsTheFirstCpuNodeEvenWhenNotZero) {
 
 struct SyscallCase {
   const char* label;
-  HSA_HMADVISE_HINT hint;
+  HSA_GMEM_HINT hint;
   std::uint32_t node;
   int hnid;
   int behavior;
@@ -173,26 +173,26 @@ struct SyscallCase {
 
 TEST(TranslateSyscall, EveryHintGivesItsExactArguments) {
   const SyscallCase cases[] = {
-      {"prefetch_gpu", HSA_HMADVISE_PREFETCH, kGpuNode, kGpuHnid, 26},
-      {"prefetch_cpu", HSA_HMADVISE_PREFETCH, kCpuNode, 0, 26},
-      {"dontneed_gpu", HSA_HMADVISE_DONTNEED, kGpuNode, kGpuHnid, 4},
-      {"dontneed_no_node", HSA_HMADVISE_DONTNEED, kNoNode, -1, 4},
-      {"preferred_gpu", HSA_HMADVISE_PREFERRED_LOC, kGpuNode, kGpuHnid, 0x1000},
-      {"preferred_cpu", HSA_HMADVISE_PREFERRED_LOC, kCpuNode, 0, 0x1000},
-      {"unset_preferred_gpu", HSA_HMADVISE_UNSET_PREFERRED_LOC, kGpuNode, kGpuHnid, 0x1001},
-      {"unset_preferred_cpu", HSA_HMADVISE_UNSET_PREFERRED_LOC, kCpuNode, 0, 0x1001},
-      {"accessed_by_gpu", HSA_HMADVISE_ACCESSED_BY, kGpuNode, kGpuHnid, 0x1002},
-      {"unset_accessed_by_gpu", HSA_HMADVISE_UNSET_ACCESSED_BY, kGpuNode, kGpuHnid, 0x1003},
-      {"read_mostly_gpu", HSA_HMADVISE_READ_MOSTLY, kGpuNode, kGpuHnid, 0x1004},
-      {"read_mostly_cpu", HSA_HMADVISE_READ_MOSTLY, kCpuNode, 0, 0x1004},
-      {"unset_read_mostly_gpu", HSA_HMADVISE_UNSET_READ_MOSTLY, kGpuNode, kGpuHnid, 0x1005},
-      {"unset_read_mostly_cpu", HSA_HMADVISE_UNSET_READ_MOSTLY, kCpuNode, 0, 0x1005},
-      {"pin_gpu", HSA_HMADVISE_PIN, kGpuNode, kGpuHnid, 0x1006},
-      {"pin_cpu", HSA_HMADVISE_PIN, kCpuNode, 0, 0x1006},
-      {"unpin_gpu", HSA_HMADVISE_UNPIN, kGpuNode, kGpuHnid, 0x1007},
-      {"unpin_cpu", HSA_HMADVISE_UNPIN, kCpuNode, 0, 0x1007},
-      {"no_access_gpu", HSA_HMADVISE_NO_ACCESS, kGpuNode, kGpuHnid, 0x1008},
-      {"unset_no_access_gpu", HSA_HMADVISE_UNSET_NO_ACCESS, kGpuNode, kGpuHnid, 0x1009},
+      {"prefetch_gpu", HSA_GMEM_HINT_PREFETCH, kGpuNode, kGpuHnid, 26},
+      {"prefetch_cpu", HSA_GMEM_HINT_PREFETCH, kCpuNode, 0, 26},
+      {"dontneed_gpu", HSA_GMEM_HINT_DONTNEED, kGpuNode, kGpuHnid, 4},
+      {"dontneed_no_node", HSA_GMEM_HINT_DONTNEED, kNoNode, -1, 4},
+      {"preferred_gpu", HSA_GMEM_HINT_PREFERRED_LOC, kGpuNode, kGpuHnid, 0x1000},
+      {"preferred_cpu", HSA_GMEM_HINT_PREFERRED_LOC, kCpuNode, 0, 0x1000},
+      {"unset_preferred_gpu", HSA_GMEM_HINT_UNSET_PREFERRED_LOC, kGpuNode, kGpuHnid, 0x1001},
+      {"unset_preferred_cpu", HSA_GMEM_HINT_UNSET_PREFERRED_LOC, kCpuNode, 0, 0x1001},
+      {"accessed_by_gpu", HSA_GMEM_HINT_ACCESSED_BY, kGpuNode, kGpuHnid, 0x1002},
+      {"unset_accessed_by_gpu", HSA_GMEM_HINT_UNSET_ACCESSED_BY, kGpuNode, kGpuHnid, 0x1003},
+      {"read_mostly_gpu", HSA_GMEM_HINT_READ_MOSTLY, kGpuNode, kGpuHnid, 0x1004},
+      {"read_mostly_cpu", HSA_GMEM_HINT_READ_MOSTLY, kCpuNode, 0, 0x1004},
+      {"unset_read_mostly_gpu", HSA_GMEM_HINT_UNSET_READ_MOSTLY, kGpuNode, kGpuHnid, 0x1005},
+      {"unset_read_mostly_cpu", HSA_GMEM_HINT_UNSET_READ_MOSTLY, kCpuNode, 0, 0x1005},
+      {"pin_gpu", HSA_GMEM_HINT_PIN, kGpuNode, kGpuHnid, 0x1006},
+      {"pin_cpu", HSA_GMEM_HINT_PIN, kCpuNode, 0, 0x1006},
+      {"unpin_gpu", HSA_GMEM_HINT_UNPIN, kGpuNode, kGpuHnid, 0x1007},
+      {"unpin_cpu", HSA_GMEM_HINT_UNPIN, kCpuNode, 0, 0x1007},
+      {"no_access_gpu", HSA_GMEM_HINT_NO_ACCESS, kGpuNode, kGpuHnid, 0x1008},
+      {"unset_no_access_gpu", HSA_GMEM_HINT_UNSET_NO_ACCESS, kGpuNode, kGpuHnid, 0x1009},
   };
   for (const SyscallCase& test : cases) {
     SCOPED_TRACE(test.label);
@@ -214,7 +214,7 @@ TEST(TranslateSyscall, NodeWithoutGmemNodeIdIsRefused) {
   gpu.node_id = 1;
   gpu.gpu_id = kGpuId;  // no gmem_node_id: this GPU is not under GMEM
   Plan plan;
-  Status status = plan_advice({1, kStart, kSize, HSA_HMADVISE_PREFETCH},
+  Status status = plan_advice({1, kStart, kSize, HSA_GMEM_HINT_PREFETCH},
                               Topology({cpu, gpu}), Backend::syscall, kPage, &plan);
   EXPECT_EQ(status.code, HSAKMT_STATUS_INVALID_NODE_UNIT);
   EXPECT_NE(status.message.find("gmem_node_id"), std::string::npos) << status.message;
@@ -227,10 +227,10 @@ TEST(TranslateRange, SizeIsRoundedUpToWholePagesOnBothBackends) {
       {1, kPage}, {kPage - 1, kPage}, {kPage, kPage}, {kPage + 1, 2 * kPage}};
   for (auto [size, expected] : sizes) {
     Plan plan;
-    ASSERT_TRUE(plan_advice({kGpuNode, kStart, size, HSA_HMADVISE_PREFETCH},
+    ASSERT_TRUE(plan_advice({kGpuNode, kStart, size, HSA_GMEM_HINT_PREFETCH},
                             gmem_topology(), Backend::syscall, kPage, &plan).ok());
     EXPECT_EQ(std::get<SyscallCall>(plan).len, expected) << size;
-    ASSERT_TRUE(plan_advice({kGpuNode, kStart, size, HSA_HMADVISE_PREFETCH},
+    ASSERT_TRUE(plan_advice({kGpuNode, kStart, size, HSA_GMEM_HINT_PREFETCH},
                             gmem_topology(), Backend::kfd_svm, kPage, &plan).ok());
     EXPECT_EQ(std::get<SvmSetAttrCall>(plan).size, expected) << size;
   }
@@ -239,7 +239,7 @@ TEST(TranslateRange, SizeIsRoundedUpToWholePagesOnBothBackends) {
 TEST(TranslateRange, RangeEndingExactlyAtTheLastPageIsAccepted) {
   const std::uintptr_t last_page = std::numeric_limits<std::uintptr_t>::max() - 2 * kPage + 1;
   Plan plan;
-  EXPECT_TRUE(plan_advice({kGpuNode, last_page, kPage, HSA_HMADVISE_PREFETCH},
+  EXPECT_TRUE(plan_advice({kGpuNode, last_page, kPage, HSA_GMEM_HINT_PREFETCH},
                           gmem_topology(), Backend::syscall, kPage, &plan).ok());
 }
 
@@ -261,42 +261,42 @@ TEST(TranslateBadInput, EachIsRefusedWithItsStatusOnBothBackends) {
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
       {"hint_negative", {kGpuNode, kStart, kSize, 0xFFFFFFFFu},
        HSAKMT_STATUS_INVALID_PARAMETER, "unknown hint"},
-      {"null_start", {kGpuNode, 0, kSize, HSA_HMADVISE_PREFETCH},
+      {"null_start", {kGpuNode, 0, kSize, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_PARAMETER, "NULL"},
-      {"zero_size", {kGpuNode, kStart, 0, HSA_HMADVISE_PREFETCH},
+      {"zero_size", {kGpuNode, kStart, 0, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_PARAMETER, "size is 0"},
-      {"unaligned_by_one", {kGpuNode, kStart + 1, kSize, HSA_HMADVISE_PREFETCH},
+      {"unaligned_by_one", {kGpuNode, kStart + 1, kSize, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_MEMORY_ALIGNMENT, "not aligned"},
-      {"unaligned_half_page", {kGpuNode, kStart + kPage / 2, kSize, HSA_HMADVISE_PREFETCH},
+      {"unaligned_half_page", {kGpuNode, kStart + kPage / 2, kSize, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_MEMORY_ALIGNMENT, "not aligned"},
       {"size_overflows_rounding", {kGpuNode, kStart, std::numeric_limits<std::uint64_t>::max(),
-                                   HSA_HMADVISE_PREFETCH},
+                                   HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_PARAMETER, "overflows"},
-      {"range_wraps", {kGpuNode, top - 0xFFFF, 0x20000, HSA_HMADVISE_PREFETCH},
+      {"range_wraps", {kGpuNode, top - 0xFFFF, 0x20000, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_PARAMETER, "wraps"},
-      {"range_ends_at_two_to_the_64", {kGpuNode, top - kPage + 1, kPage, HSA_HMADVISE_PREFETCH},
+      {"range_ends_at_two_to_the_64", {kGpuNode, top - kPage + 1, kPage, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_PARAMETER, "wraps"},
-      {"unknown_node", {3, kStart, kSize, HSA_HMADVISE_PREFETCH},
+      {"unknown_node", {3, kStart, kSize, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "no KFD node 3"},
-      {"huge_node", {0xFFFFFFFE, kStart, kSize, HSA_HMADVISE_PREFETCH},
+      {"huge_node", {0xFFFFFFFE, kStart, kSize, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "no KFD node"},
-      {"cpu_accessed_by", {kCpuNode, kStart, kSize, HSA_HMADVISE_ACCESSED_BY},
+      {"cpu_accessed_by", {kCpuNode, kStart, kSize, HSA_GMEM_HINT_ACCESSED_BY},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "needs a GPU node"},
-      {"cpu_unset_accessed_by", {kCpuNode, kStart, kSize, HSA_HMADVISE_UNSET_ACCESSED_BY},
+      {"cpu_unset_accessed_by", {kCpuNode, kStart, kSize, HSA_GMEM_HINT_UNSET_ACCESSED_BY},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "needs a GPU node"},
-      {"cpu_no_access", {kCpuNode, kStart, kSize, HSA_HMADVISE_NO_ACCESS},
+      {"cpu_no_access", {kCpuNode, kStart, kSize, HSA_GMEM_HINT_NO_ACCESS},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "needs a GPU node"},
-      {"cpu_unset_no_access", {kCpuNode, kStart, kSize, HSA_HMADVISE_UNSET_NO_ACCESS},
+      {"cpu_unset_no_access", {kCpuNode, kStart, kSize, HSA_GMEM_HINT_UNSET_NO_ACCESS},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "needs a GPU node"},
-      {"cpu_dontneed", {kCpuNode, kStart, kSize, HSA_HMADVISE_DONTNEED},
-       HSAKMT_STATUS_INVALID_NODE_UNIT, "HSA_HMADVISE_NO_NODE to discard"},
-      {"no_node_prefetch", {kNoNode, kStart, kSize, HSA_HMADVISE_PREFETCH},
+      {"cpu_dontneed", {kCpuNode, kStart, kSize, HSA_GMEM_HINT_DONTNEED},
+       HSAKMT_STATUS_INVALID_NODE_UNIT, "HSA_GMEM_NO_NODE to discard"},
+      {"no_node_prefetch", {kNoNode, kStart, kSize, HSA_GMEM_HINT_PREFETCH},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "only valid with DONTNEED"},
-      {"no_node_pin", {kNoNode, kStart, kSize, HSA_HMADVISE_PIN},
+      {"no_node_pin", {kNoNode, kStart, kSize, HSA_GMEM_HINT_PIN},
        HSAKMT_STATUS_INVALID_NODE_UNIT, "only valid with DONTNEED"},
       // Bad input wins over "no equivalent": a caller learns about its own
       // mistake first.
-      {"pin_unaligned", {kGpuNode, kStart + 8, kSize, HSA_HMADVISE_PIN},
+      {"pin_unaligned", {kGpuNode, kStart + 8, kSize, HSA_GMEM_HINT_PIN},
        HSAKMT_STATUS_MEMORY_ALIGNMENT, "not aligned"},
   };
   for (Backend backend : {Backend::syscall, Backend::kfd_svm}) {
@@ -320,7 +320,7 @@ TEST(TranslateBadInput, InaccessibleNodeIsRefused) {
   hidden.node_id = 1;
   hidden.accessible = false;
   Plan plan;
-  Status status = plan_advice({1, kStart, kSize, HSA_HMADVISE_PREFETCH},
+  Status status = plan_advice({1, kStart, kSize, HSA_GMEM_HINT_PREFETCH},
                               Topology({cpu, hidden}), Backend::kfd_svm, kPage, &plan);
   EXPECT_EQ(status.code, HSAKMT_STATUS_INVALID_NODE_UNIT);
   EXPECT_NE(status.message.find("not accessible"), std::string::npos);
@@ -329,7 +329,7 @@ TEST(TranslateBadInput, InaccessibleNodeIsRefused) {
 TEST(TranslateBadInput, AlignmentFollowsThePageSizeGiven) {
   // On a 64 KiB-page kernel a 4 KiB-aligned start is unaligned.
   Plan plan;
-  Status status = plan_advice({kGpuNode, 0x7f0000001000, kSize, HSA_HMADVISE_PREFETCH},
+  Status status = plan_advice({kGpuNode, 0x7f0000001000, kSize, HSA_GMEM_HINT_PREFETCH},
                               gmem_topology(), Backend::syscall, 65536, &plan);
   EXPECT_EQ(status.code, HSAKMT_STATUS_MEMORY_ALIGNMENT);
 }
@@ -337,9 +337,9 @@ TEST(TranslateBadInput, AlignmentFollowsThePageSizeGiven) {
 // --- Names used by gmem-advise. ---
 
 TEST(HintNames, RoundTripInEverySpelling) {
-  for (HSA_HMADVISE_HINT hint : all_hints()) {
+  for (HSA_GMEM_HINT hint : all_hints()) {
     std::string name = hint_name(hint);
-    HSA_HMADVISE_HINT parsed{};
+    HSA_GMEM_HINT parsed{};
     ASSERT_TRUE(hint_from_name(name, &parsed)) << name;
     EXPECT_EQ(parsed, hint);
     std::string lower;
@@ -348,7 +348,7 @@ TEST(HintNames, RoundTripInEverySpelling) {
     EXPECT_EQ(parsed, hint);
   }
   EXPECT_EQ(all_hints().size(), 12u);
-  HSA_HMADVISE_HINT parsed{};
+  HSA_GMEM_HINT parsed{};
   EXPECT_FALSE(hint_from_name("prefetchx", &parsed));
   EXPECT_EQ(hint_name(99), nullptr);
 }

@@ -139,7 +139,7 @@ void print_plan(const thunk::Plan& plan, const Topology& topology,
           << hex(attribute.attribute) << "), ";
       if (!attribute.names_agent)
         out << attribute.value;
-      else if (attribute.node_id == HSA_HMADVISE_NO_NODE)
+      else if (attribute.node_id == HSA_GMEM_NO_NODE)
         out << "null agent (no location)";
       else
         out << "agent of KFD node " << attribute.node_id;
@@ -164,7 +164,7 @@ constexpr std::int32_t kPlaceholderGmemNode = 987650000;
 Topology placeholder_topology_for(std::uint32_t node_id) {
   std::vector<TopologyNode> nodes;
   const std::uint32_t count =
-      node_id == HSA_HMADVISE_NO_NODE ? 2 : std::max<std::uint32_t>(node_id + 1, 2);
+      node_id == HSA_GMEM_NO_NODE ? 2 : std::max<std::uint32_t>(node_id + 1, 2);
   for (std::uint32_t id = 0; id < count && id < 4096; ++id) {
     TopologyNode node;
     node.node_id = id;
@@ -185,7 +185,7 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 std::string with_placeholder_names(std::string text, std::uint32_t node_id) {
   // The request names one node; a DONTNEED also reaches the CPU node 0.
   for (std::uint32_t id : {node_id, 0u}) {
-    if (id == HSA_HMADVISE_NO_NODE) continue;
+    if (id == HSA_GMEM_NO_NODE) continue;
     const std::string node = "KFD node " + std::to_string(id);
     text = replace_all(text, hex(kPlaceholderGpuId + id) + " gpu_id of " + node,
                        "<gpu_id of " + node + ">");
@@ -256,7 +256,7 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
   // explain's own arguments are usage errors whatever the machine has.
   thunk::AdviceRequest request{};
   if (explain->parsed()) {
-    HSA_HMADVISE_HINT hint{};
+    HSA_GMEM_HINT hint{};
     if (!thunk::hint_from_name(hint_text, &hint)) {
       err << "gmem-advise: unknown hint \"" << hint_text << "\"\n";
       return 2;
@@ -264,8 +264,8 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
     request.hint = hint;
     std::uint64_t number = 0;
     if (node_text == "none") {
-      request.node_id = HSA_HMADVISE_NO_NODE;
-    } else if (parse_number(node_text, false, &number) && number < HSA_HMADVISE_NO_NODE) {
+      request.node_id = HSA_GMEM_NO_NODE;
+    } else if (parse_number(node_text, false, &number) && number < HSA_GMEM_NO_NODE) {
       request.node_id = static_cast<std::uint32_t>(number);
     } else {
       err << "gmem-advise: --node \"" << node_text << "\" is not a node id\n";
@@ -345,7 +345,7 @@ int run_gmem_advise(int argc, const char* const* argv, std::ostream& out,
   }
 
   out << thunk::hint_name(request.hint) << " on "
-      << (request.node_id == HSA_HMADVISE_NO_NODE
+      << (request.node_id == HSA_GMEM_NO_NODE
               ? std::string("no node")
               : "KFD node " + std::to_string(request.node_id))
       << ", start " << hex(request.start) << ", size " << hex(request.size)

@@ -10,8 +10,8 @@
 //
 // Node arguments are KFD node ids: libhsakmt's NodeId, rocminfo's "Node".
 // `gmem-advise nodes` lists them with their gpu_id and GMEM node id.
-#ifndef GMEM_HMADVISE_HPP
-#define GMEM_HMADVISE_HPP
+#ifndef HSA_GMEM_HMADVISE_HPP
+#define HSA_GMEM_HMADVISE_HPP
 
 #include <cstddef>
 #include <cstdint>
@@ -25,13 +25,13 @@ namespace gmem {
 using node_id = HSAuint32;
 
 // Pass as the node of discard(): "no node".
-inline constexpr node_id no_node = HSA_HMADVISE_NO_NODE;
+inline constexpr node_id no_node = HSA_GMEM_NO_NODE;
 
 enum class backend {
-  none = HSA_HMADVISE_BACKEND_NONE,
-  syscall = HSA_HMADVISE_BACKEND_SYSCALL,
-  kfd_svm = HSA_HMADVISE_BACKEND_KFD_SVM,
-  rocr_svm = HSA_HMADVISE_BACKEND_ROCR_SVM,
+  none = HSA_GMEM_BACKEND_NONE,
+  syscall = HSA_GMEM_BACKEND_SYSCALL,
+  kfd_svm = HSA_GMEM_BACKEND_KFD_SVM,
+  rocr_svm = HSA_GMEM_BACKEND_ROCR_SVM,
 };
 
 // The category of HSAKMT_STATUS values, so they travel in a std::error_code.
@@ -75,7 +75,7 @@ class error : public std::system_error {
   // The hint has no equivalent on the running kernel (e.g. pin on a stock
   // KFD kernel); nothing was changed.
   bool no_equivalent() const noexcept {
-    return status() == HSA_HMADVISE_STATUS_NO_EQUIVALENT;
+    return status() == HSA_GMEM_STATUS_NO_EQUIVALENT;
   }
 };
 
@@ -103,18 +103,18 @@ inline HSA_GMEM_VERSION library_version() {
 }
 
 inline backend active_backend() {
-  HSA_HMADVISE_BACKEND value = HSA_HMADVISE_BACKEND_NONE;
+  HSA_GMEM_BACKEND value = HSA_GMEM_BACKEND_NONE;
   detail::check(hsaKmtGmemGetBackend(&value));
   return static_cast<backend>(value);
 }
 
 inline void advise(const void* ptr, std::size_t bytes, node_id node,
-                   HSA_HMADVISE_HINT hint) {
-  detail::check(hsaKmtHMAdvise(node, const_cast<void*>(ptr), bytes, hint));
+                   HSA_GMEM_HINT hint) {
+  detail::check(hsaKmtGmemAdvise(node, const_cast<void*>(ptr), bytes, hint));
 }
 
 inline void prefetch(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_PREFETCH);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_PREFETCH);
 }
 // Stream-ordered prefetch: `stream` is a hipStream_t (nullptr: the null
 // stream). Errors in the arguments throw now; a failed migration shows in
@@ -126,41 +126,41 @@ inline void prefetch_async(const void* ptr, std::size_t bytes, node_id node,
 inline void check_async_error() { detail::check(hsaKmtGmemGetAsyncError()); }
 // Drops GPU `node`'s copy; the data stays valid in host memory.
 inline void dontneed(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_DONTNEED);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_DONTNEED);
 }
 // Discards the contents, like madvise(MADV_DONTNEED).
 inline void discard(const void* ptr, std::size_t bytes) {
-  advise(ptr, bytes, no_node, HSA_HMADVISE_DONTNEED);
+  advise(ptr, bytes, no_node, HSA_GMEM_HINT_DONTNEED);
 }
 inline void set_preferred_location(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_PREFERRED_LOC);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_PREFERRED_LOC);
 }
 inline void unset_preferred_location(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_UNSET_PREFERRED_LOC);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_UNSET_PREFERRED_LOC);
 }
 inline void set_accessed_by(const void* ptr, std::size_t bytes, node_id gpu) {
-  advise(ptr, bytes, gpu, HSA_HMADVISE_ACCESSED_BY);
+  advise(ptr, bytes, gpu, HSA_GMEM_HINT_ACCESSED_BY);
 }
 inline void unset_accessed_by(const void* ptr, std::size_t bytes, node_id gpu) {
-  advise(ptr, bytes, gpu, HSA_HMADVISE_UNSET_ACCESSED_BY);
+  advise(ptr, bytes, gpu, HSA_GMEM_HINT_UNSET_ACCESSED_BY);
 }
 inline void set_no_access(const void* ptr, std::size_t bytes, node_id gpu) {
-  advise(ptr, bytes, gpu, HSA_HMADVISE_NO_ACCESS);
+  advise(ptr, bytes, gpu, HSA_GMEM_HINT_NO_ACCESS);
 }
 inline void unset_no_access(const void* ptr, std::size_t bytes, node_id gpu) {
-  advise(ptr, bytes, gpu, HSA_HMADVISE_UNSET_NO_ACCESS);
+  advise(ptr, bytes, gpu, HSA_GMEM_HINT_UNSET_NO_ACCESS);
 }
 inline void set_read_mostly(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_READ_MOSTLY);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_READ_MOSTLY);
 }
 inline void unset_read_mostly(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_UNSET_READ_MOSTLY);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_UNSET_READ_MOSTLY);
 }
 inline void pin(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_PIN);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_PIN);
 }
 inline void unpin(const void* ptr, std::size_t bytes, node_id node) {
-  advise(ptr, bytes, node, HSA_HMADVISE_UNPIN);
+  advise(ptr, bytes, node, HSA_GMEM_HINT_UNPIN);
 }
 
 // Node ids in the other numberings.
@@ -194,4 +194,4 @@ inline unsigned hip_device_count() {
 
 }  // namespace gmem
 
-#endif  // GMEM_HMADVISE_HPP
+#endif  // HSA_GMEM_HMADVISE_HPP

@@ -9,12 +9,12 @@
  *
  * Usage:
  *   hsaKmtGmemOpen();
- *   hsaKmtHMAdvise(gpu_node, buf, bytes, HSA_HMADVISE_PREFETCH);
+ *   hsaKmtGmemAdvise(gpu_node, buf, bytes, HSA_GMEM_HINT_PREFETCH);
  *   hsaKmtGmemClose();
  * On failure, hsaKmtGmemLastErrorMessage() says why (per thread).
  */
-#ifndef GMEM_HSAKMT_HMADVISE_H
-#define GMEM_HSAKMT_HMADVISE_H
+#ifndef HSA_GMEM_HSAKMT_HMADVISE_H
+#define HSA_GMEM_HSAKMT_HMADVISE_H
 
 #include <stddef.h>
 
@@ -36,9 +36,13 @@ extern "C" {
 
 #define HSA_GMEM_API __attribute__((visibility("default")))
 
-/* The version of this header; hsaKmtGmemGetVersion() gives the library's. */
+/* The version of this header; hsaKmtGmemGetVersion() gives the library's.
+ * Before 1.0 a new minor version may also change or remove names (0.3 gave
+ * every function the hsaKmtGmem prefix and every type and constant the
+ * HSA_GMEM_ prefix; docs/thunk.md lists the old names); the library stays
+ * libhsakmt-gmem.so.0 until 1.0. */
 #define HSA_GMEM_VERSION_MAJOR 0
-#define HSA_GMEM_VERSION_MINOR 2
+#define HSA_GMEM_VERSION_MINOR 3
 #define HSA_GMEM_VERSION_PATCH 0
 
 /* Structures the library fills start with StructSize: the caller sets it
@@ -46,46 +50,46 @@ extern "C" {
  * more than that, so a structure may grow at its end in later versions. */
 typedef struct _HSA_GMEM_VERSION {
 	HSAuint32 StructSize;
-	HSAuint32 Major;       /* incompatible changes */
-	HSAuint32 Minor;       /* additions */
+	HSAuint32 Major;       /* incompatible changes (from 1.0 on) */
+	HSAuint32 Minor;       /* additions (before 1.0: any change) */
 	HSAuint32 Patch;
 } HSA_GMEM_VERSION;
 
 /* Hints. Values are this library's own and stable; they are not the
  * kernel's behavior numbers (those live in gmem/hmadvise_abi.h). */
-typedef enum _HSA_HMADVISE_HINT {
-	HSA_HMADVISE_PREFETCH = 1,           /* migrate to NodeId now */
-	HSA_HMADVISE_DONTNEED = 2,           /* drop NodeId's copy; see NO_NODE */
-	HSA_HMADVISE_PREFERRED_LOC = 3,      /* prefer NodeId's memory */
-	HSA_HMADVISE_UNSET_PREFERRED_LOC = 4,
-	HSA_HMADVISE_ACCESSED_BY = 5,        /* GPU NodeId maps it, no migration */
-	HSA_HMADVISE_UNSET_ACCESSED_BY = 6,
-	HSA_HMADVISE_NO_ACCESS = 7,          /* GPU NodeId must not map it */
-	HSA_HMADVISE_UNSET_NO_ACCESS = 8,
-	HSA_HMADVISE_READ_MOSTLY = 9,        /* range may be replicated */
-	HSA_HMADVISE_UNSET_READ_MOSTLY = 10,
-	HSA_HMADVISE_PIN = 11,               /* keep resident at NodeId */
-	HSA_HMADVISE_UNPIN = 12,
+typedef enum _HSA_GMEM_HINT {
+	HSA_GMEM_HINT_PREFETCH = 1,          /* migrate to NodeId now */
+	HSA_GMEM_HINT_DONTNEED = 2,          /* drop NodeId's copy; see NO_NODE */
+	HSA_GMEM_HINT_PREFERRED_LOC = 3,     /* prefer NodeId's memory */
+	HSA_GMEM_HINT_UNSET_PREFERRED_LOC = 4,
+	HSA_GMEM_HINT_ACCESSED_BY = 5,       /* GPU NodeId maps it, no migration */
+	HSA_GMEM_HINT_UNSET_ACCESSED_BY = 6,
+	HSA_GMEM_HINT_NO_ACCESS = 7,         /* GPU NodeId must not map it */
+	HSA_GMEM_HINT_UNSET_NO_ACCESS = 8,
+	HSA_GMEM_HINT_READ_MOSTLY = 9,       /* range may be replicated */
+	HSA_GMEM_HINT_UNSET_READ_MOSTLY = 10,
+	HSA_GMEM_HINT_PIN = 11,              /* keep resident at NodeId */
+	HSA_GMEM_HINT_UNPIN = 12,
 	/* Keeps the type 32 bits wide, like libhsakmt's ..._SIZE values.
 	 * The library reads a hint as a plain 32-bit value and refuses
 	 * anything that is not listed above. */
-	HSA_HMADVISE_HINT_SIZE = 0x7FFFFFFF,
-} HSA_HMADVISE_HINT;
+	HSA_GMEM_HINT_SIZE = 0x7FFFFFFF,
+} HSA_GMEM_HINT;
 
-/* NodeId meaning "no node": only with HSA_HMADVISE_DONTNEED, where the range
+/* NodeId meaning "no node": only with HSA_GMEM_HINT_DONTNEED, where the range
  * is discarded like madvise(MADV_DONTNEED). Same value as INVALID_NODEID. */
-#define HSA_HMADVISE_NO_NODE 0xFFFFFFFFu
+#define HSA_GMEM_NO_NODE 0xFFFFFFFFu
 
 /* Returned only when the active backend has no equivalent for a hint (for
  * example PIN on a stock KFD kernel). Nothing was changed in that case. */
-#define HSA_HMADVISE_STATUS_NO_EQUIVALENT HSAKMT_STATUS_NOT_IMPLEMENTED
+#define HSA_GMEM_STATUS_NO_EQUIVALENT HSAKMT_STATUS_NOT_IMPLEMENTED
 
-typedef enum _HSA_HMADVISE_BACKEND {
-	HSA_HMADVISE_BACKEND_NONE = 0,       /* not opened */
-	HSA_HMADVISE_BACKEND_SYSCALL = 1,    /* GMEM kernel: hmadvise() */
-	HSA_HMADVISE_BACKEND_KFD_SVM = 2,    /* stock kernel, libhsakmt: AMDKFD_IOC_SVM */
-	HSA_HMADVISE_BACKEND_ROCR_SVM = 3,   /* stock kernel, ROCr: hsa_amd_svm_* */
-} HSA_HMADVISE_BACKEND;
+typedef enum _HSA_GMEM_BACKEND {
+	HSA_GMEM_BACKEND_NONE = 0,           /* not opened */
+	HSA_GMEM_BACKEND_SYSCALL = 1,        /* GMEM kernel: hmadvise() */
+	HSA_GMEM_BACKEND_KFD_SVM = 2,        /* stock kernel, libhsakmt: AMDKFD_IOC_SVM */
+	HSA_GMEM_BACKEND_ROCR_SVM = 3,       /* stock kernel, ROCr: hsa_amd_svm_* */
+} HSA_GMEM_BACKEND;
 
 /* One node of the KFD topology with its ids in every numbering. */
 typedef struct _HSA_GMEM_NODE_INFO {
@@ -107,7 +111,7 @@ HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemOpen(void);
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetVersion(HSA_GMEM_VERSION *Version);
 HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemClose(void);
 
-HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND *Backend);
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_GMEM_BACKEND *Backend);
 
 /*
  * Gives the hint for [Start, Start + Size) on KFD node NodeId.
@@ -115,13 +119,13 @@ HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemGetBackend(HSA_HMADVISE_BACKEND *Backend);
  * Size is rounded up to whole pages, like the kernel's hmadvise and madvise.
  * Everything is checked before the kernel is called.
  */
-HSA_GMEM_API HSAKMT_STATUS hsaKmtHMAdvise(HSAuint32 NodeId, void *Start,
-					  HSAuint64 Size,
-					  HSA_HMADVISE_HINT Hint);
+HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemAdvise(HSAuint32 NodeId, void *Start,
+					    HSAuint64 Size,
+					    HSA_GMEM_HINT Hint);
 
 /*
  * Stream-ordered PREFETCH: Stream is a hipStream_t (NULL: the null stream).
- * The range is checked now (same checks and statuses as hsaKmtHMAdvise);
+ * The range is checked now (same checks and statuses as hsaKmtGmemAdvise);
  * the migration runs when the stream reaches it, after the work queued
  * before, and work queued after waits for it (it is a host function on the
  * stream, hipLaunchHostFunc, from the program's own HIP runtime). The
@@ -158,18 +162,18 @@ HSA_GMEM_API HSAKMT_STATUS hsaKmtGmemNodeFromHipDevice(HSAint32 DeviceOrdinal,
 HSA_GMEM_API const char *hsaKmtGmemLastErrorMessage(void);
 
 /* Name of a hint ("PREFETCH"), or NULL for an unknown value. */
-HSA_GMEM_API const char *hsaKmtHMAdviseHintName(HSA_HMADVISE_HINT Hint);
+HSA_GMEM_API const char *hsaKmtGmemHintName(HSA_GMEM_HINT Hint);
 
 /*
  * The raw system call, with no checks and no translation: hnid is a GMEM
  * node id and behavior a value from gmem/hmadvise_abi.h. Returns 0, or -1
  * with errno set (ENOSYS when the kernel has no hmadvise).
  */
-HSA_GMEM_API int hmadvise(int hnid, unsigned long start, size_t len,
-			  int behavior);
+HSA_GMEM_API int hsaKmtGmemRawHmadvise(int hnid, unsigned long start,
+				       size_t len, int behavior);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* GMEM_HSAKMT_HMADVISE_H */
+#endif /* HSA_GMEM_HSAKMT_HMADVISE_H */

@@ -4,14 +4,15 @@
 
 int main(void)
 {
-	HSA_HMADVISE_BACKEND backend = HSA_HMADVISE_BACKEND_NONE;
+	HSA_GMEM_BACKEND backend = HSA_GMEM_BACKEND_NONE;
 
 	if (hsaKmtGmemGetBackend(&backend) != HSAKMT_STATUS_SUCCESS)
 		return 1;
 	/* Not opened: the library must say so, and name the hint. */
-	if (hsaKmtHMAdvise(0, (void *)0x10000, 4096, HSA_HMADVISE_PREFETCH) !=
+	if (hsaKmtGmemAdvise(0, (void *)0x10000, 4096,
+			     HSA_GMEM_HINT_PREFETCH) !=
 	    HSAKMT_STATUS_KERNEL_IO_CHANNEL_NOT_OPENED)
 		return 2;
-	return hsaKmtHMAdviseHintName(HSA_HMADVISE_PIN)[0] == 'P' &&
-			       GMEM_HMADV_PIN == 0x1006 ? 0 : 3;
+	return hsaKmtGmemHintName(HSA_GMEM_HINT_PIN)[0] == 'P' &&
+			       HSA_GMEM_HMADV_PIN == 0x1006 ? 0 : 3;
 }
