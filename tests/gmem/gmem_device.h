@@ -179,6 +179,10 @@ class Device {
     return Ioctl(TGM_IOC_SET_HAZARDS, &copy);
   }
   int GetHazards(tgm_hazards *out) { return Ioctl(TGM_IOC_GET_HAZARDS, out); }
+  // Hot-unplug the device as its driver's remove would, and plug it in
+  // again (a new GMEM device). Any open file of the device can do both.
+  int Unplug() { return Ioctl(TGM_IOC_UNPLUG, nullptr); }
+  int Plug() { return Ioctl(TGM_IOC_PLUG, nullptr); }
   // Driver-requested eviction: `freed` receives the bytes GMEM evicted.
   int Evict(uint64_t bytes, uint64_t *freed) {
     int ret = Ioctl(TGM_IOC_EVICT, &bytes);

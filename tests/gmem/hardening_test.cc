@@ -232,6 +232,13 @@ TEST_F(GmemTest, HazardsRejectBadSettings) {
   h.map_delay_us = 100001;
   EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "delay too long";
   h = {};
+  h.flags = TGM_HAZARD_SLOW_COPY;
+  h.copy_delay_us = 100001;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "copy delay too long";
+  h = {};
+  h.pad = 1;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "pad set";
+  h = {};
   h.reserved[1] = 1;
   EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "reserved field set";
   h = {};
@@ -449,6 +456,100 @@ TEST_F(GmemTest, RefusedPinKeepsTheChargeOfEarlierPins) {
     return 0;
   });
   EXPECT_EQ(status, 0) << "check " << status << " of the unprivileged child failed";
+}
+
+// A device removed at run time (unbind, hot-unplug) while processes have
+// data on it and GMEM works on it from other threads: every byte comes
+// home exactly, the device's node and its operations are gone with a
+// clear errno, and a device plugged in again starts afresh.
+TEST_F(GmemTest, UnplugWhileInUseBringsEveryByteHome) {
+  const size_t len = 8 * kMiB;
+  const int hnid = dev(1).hnid();
+  Mapping mine(len), busy(2 * kBlock);
+  ASSERT_NE(mine.get(), nullptr);
+  ASSERT_NE(busy.get(), nullptr);
+  Pattern(mine.get(), len, 61);
+  std::vector<uint8_t> want(mine.get(), mine.get() + len);
+  ASSERT_EQ(dev(1).Add(mine.get(), len, 5), 0);  // on the device, changed there
+  gmem::AddToWords(want.data(), len, 5);
+
+  // Another process with data on the device, which it checks after.
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  pid_t other = fork();
+  ASSERT_GE(other, 0);
+  if (other == 0) {
+    Device d(1);
+    Mapping m(4 * kMiB);
+    char byte = 1, token;
+    if (d.ok() && d.Attach() == 0 && m.get() && d.Fill(m.get(), m.size(), 0x3c) == 0) byte = 0;
+    if (write(ready[1], &byte, 1) != 1 || read(go[0], &token, 1) != 1) _exit(2);
+    for (size_t i = 0; i < m.size(); i++)
+      if (m.get()[i] != 0x3c) _exit(3);
+    _exit(byte);
+  }
+  char byte = 1;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  ASSERT_EQ(byte, 0) << "the other process could not use device 1";
+
+  // GMEM keeps moving memory to and from the device while it goes, with
+  // copies slow enough that some are in flight when it does.
+  tgm_hazards slow = {};
+  slow.flags = TGM_HAZARD_SLOW_COPY;
+  slow.copy_delay_us = 20000;
+  Device ctl(1);
+  ASSERT_TRUE(ctl.ok());
+  HazardScope hazards(ctl, slow);  // off again once the device is back
+  ASSERT_EQ(hazards.status(), 0);
+  // Whatever fails below, later cases find the device plugged in.
+  struct PlugBack {
+    Device &dev;
+    ~PlugBack() { dev.Plug(); }
+  } plug_back{ctl};
+  std::atomic<bool> stop{false};
+  std::atomic<long> prefetches{0}, refused{0};
+  std::thread mover([&] {
+    while (!stop.load()) {
+      long ret = Hmadvise(hnid, busy.addr(), busy.size(), HMADV_PREFETCH);
+      if (ret == 0) prefetches++;
+      if (ret == -ENODEV || ret == -EACCES) refused++;
+      Hmadvise(0, busy.addr(), busy.size(), HMADV_PREFETCH);
+    }
+  });
+  usleep(20000);
+  ASSERT_EQ(ctl.Unplug(), 0);
+  usleep(20000);
+  stop = true;
+  mover.join();
+  EXPECT_GT(prefetches.load(), 0) << "nothing was in flight";
+  EXPECT_GT(refused.load(), 0) << "hmadvise() kept reaching the removed device";
+
+  EXPECT_EQ(memcmp(mine.get(), want.data(), len), 0) << "data on the device did not come home";
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(other, &status, 0), other);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the other process's data: " << status;
+  for (int fd : {ready[0], ready[1], go[0], go[1]}) close(fd);
+
+  EXPECT_EQ(Hmadvise(hnid, mine.addr(), kPage, HMADV_PREFETCH), -ENODEV);
+  EXPECT_EQ(dev(1).Fill(mine.get(), kPage, 1), -ENODEV);
+  EXPECT_EQ(ctl.Unplug(), -EBUSY) << "unplugged already";
+  EXPECT_TRUE(ReadSysfs(hnid, "total").empty()) << "the node is still in sysfs";
+
+  ASSERT_EQ(ctl.Plug(), 0);
+  EXPECT_EQ(ctl.Plug(), -EBUSY);
+  {
+    Device fresh(1);
+    ASSERT_TRUE(fresh.ok());
+    ASSERT_EQ(fresh.Attach(), 0);
+    EXPECT_EQ(fresh.hnid(), hnid);
+    EXPECT_EQ(fresh.Counters().resident, 0u);
+    ASSERT_EQ(fresh.Fill(mine.get(), kMiB, 0x42), 0);
+    EXPECT_EQ(fresh.Checksum(mine.get(), kMiB), Fnv(std::vector<uint8_t>(kMiB, 0x42).data(), kMiB));
+  }
+  // The fixture's file was detached by the unplug: it attaches again.
+  EXPECT_EQ(dev(1).Attach(), 0);
 }
 
 // An empty range does nothing, but the node is still checked, as madvise()
