@@ -33,6 +33,37 @@ uint8_t *AlignedBlock(const Mapping &m) {
   return reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
 }
 
+// A 2 MiB-aligned block of a fresh mapping, filled with a pattern and
+// advised read-mostly; `ref` is what it must read as.
+struct ReadMostlyBlock {
+  explicit ReadMostlyBlock(uint32_t seed) : m(2 * kBlock), b(AlignedBlock(m)) {
+    if (!m.get()) return;
+    Pattern(b, kBlock, seed);
+    ref.assign(b, b + kBlock);
+    advised = Hmadvise(0, addr(), kBlock, HMADV_READ_MOSTLY);
+  }
+  bool ok() const { return m.get() && advised == 0; }
+  uintptr_t addr() const { return reinterpret_cast<uintptr_t>(b); }
+
+  Mapping m;
+  uint8_t *b;
+  std::vector<uint8_t> ref;
+  long advised = -1;
+};
+
+// The first reader takes the block, the second gets read-only copies.
+::testing::AssertionResult TakeThenDuplicate(Device &first, Device &second,
+                                             const ReadMostlyBlock &rm) {
+  const uint64_t want = Fnv(rm.ref.data(), kBlock);
+  if (first.Checksum(rm.b, kBlock) != want) return ::testing::AssertionFailure() << "first read";
+  uint64_t before = second.Counters().duplicated;
+  if (second.Checksum(rm.b, kBlock) != want) return ::testing::AssertionFailure() << "second read";
+  uint64_t copied = second.Counters().duplicated - before;
+  if (copied != kBlock / kPage)
+    return ::testing::AssertionFailure() << copied << " pages copied, not the block";
+  return ::testing::AssertionSuccess();
+}
+
 // Bytes of `got` that differ from `want`, and of those, how many hold
 // `foreign` (data that is not this process's).
 struct Diff {
@@ -89,16 +120,11 @@ pid_t HoldAllDeviceMemory(int index, int ready_fd, int go_fd) {
 // another process that then fills device 1 would have its bytes read
 // through this process's stale entries.
 TEST_F(GmemTest, ReadMostlyCopiesNotReusedWhileMappedAfterFork) {
-  Mapping m(2 * kBlock);
-  ASSERT_NE(m.get(), nullptr);
-  uint8_t *b = AlignedBlock(m);
-  Pattern(b, kBlock, 41);
-  std::vector<uint8_t> ref(b, b + kBlock);
-  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), kBlock, HMADV_READ_MOSTLY), 0);
-  ASSERT_EQ(dev(0).Checksum(b, kBlock), Fnv(ref.data(), kBlock));  // takes the block
-  tgm_counters before = dev(1).Counters();
-  ASSERT_EQ(dev(1).Checksum(b, kBlock), Fnv(ref.data(), kBlock));  // copies
-  ASSERT_EQ(dev(1).Counters().duplicated - before.duplicated, kBlock / kPage);
+  ReadMostlyBlock rm(41);
+  ASSERT_TRUE(rm.ok());
+  ASSERT_TRUE(TakeThenDuplicate(dev(0), dev(1), rm));
+  uint8_t *b = rm.b;
+  const std::vector<uint8_t> &ref = rm.ref;
 
   int ready[2], go[2];
   ASSERT_EQ(pipe(ready), 0);
@@ -128,14 +154,11 @@ TEST_F(GmemTest, ReadMostlyCopiesNotReusedWhileMappedAfterFork) {
 // get a writable entry, or its later write lands without a fault while
 // device 1 keeps reading its stale copy.
 TEST_F(GmemTest, ReadMostlyWriteByFirstReaderReachesOtherCopies) {
-  Mapping m(2 * kBlock);
-  ASSERT_NE(m.get(), nullptr);
-  uint8_t *b = AlignedBlock(m);
-  Pattern(b, kBlock, 43);
-  std::vector<uint8_t> ref(b, b + kBlock);
-  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), kBlock, HMADV_READ_MOSTLY), 0);
-  ASSERT_EQ(dev(0).Checksum(b, kBlock), Fnv(ref.data(), kBlock));
-  ASSERT_EQ(dev(1).Checksum(b, kBlock), Fnv(ref.data(), kBlock));
+  ReadMostlyBlock rm(43);
+  ASSERT_TRUE(rm.ok());
+  ASSERT_TRUE(TakeThenDuplicate(dev(0), dev(1), rm));
+  uint8_t *b = rm.b;
+  std::vector<uint8_t> ref = rm.ref;
   EXPECT_EQ(dev(0).Counters().mapped_write, 0u)
       << "a read of read-mostly data mapped device 0 writable";
 
@@ -151,11 +174,9 @@ TEST_F(GmemTest, ReadMostlyWriteByFirstReaderReachesOtherCopies) {
 // must become read-only before device 1 copies the block, so that its next
 // write faults and ends the copies instead of landing unseen.
 TEST_F(GmemTest, ReadMostlyWriteByWriterAfterDuplicationReachesOtherCopies) {
-  Mapping m(2 * kBlock);
-  ASSERT_NE(m.get(), nullptr);
-  uint8_t *b = AlignedBlock(m);
-  Pattern(b, kBlock, 47);
-  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), kBlock, HMADV_READ_MOSTLY), 0);
+  ReadMostlyBlock rm(47);
+  ASSERT_TRUE(rm.ok());
+  uint8_t *b = rm.b;
   ASSERT_EQ(dev(0).Fill(b, kBlock, 0x11), 0);  // device 0 takes the block, writable
   std::vector<uint8_t> ref(kBlock, 0x11);
   tgm_counters before = dev(1).Counters();
@@ -385,11 +406,9 @@ TEST_F(GmemTest, PinLimitCapsEveryProcess) {
 // device's memory (dropped with MADV_DONTNEED here) must map that page,
 // not copy the others and leave the device faulting forever.
 TEST_F(GmemTest, ReadMostlyFaultOnAPageOutsideThePrimaryCompletes) {
-  Mapping m(2 * kBlock);
-  ASSERT_NE(m.get(), nullptr);
-  uint8_t *b = AlignedBlock(m);
-  Pattern(b, kBlock, 67);
-  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), kBlock, HMADV_READ_MOSTLY), 0);
+  ReadMostlyBlock rm(67);
+  ASSERT_TRUE(rm.ok());
+  uint8_t *b = rm.b;
   ASSERT_EQ(dev(0).Checksum(b, kBlock), Fnv(b, kBlock));  // the block goes to device 0
   uint8_t *x = b + 7 * kPage;
   ASSERT_EQ(madvise(x, kPage, MADV_DONTNEED), 0);
@@ -403,17 +422,12 @@ TEST_F(GmemTest, ReadMostlyFaultOnAPageOutsideThePrimaryCompletes) {
 // device that writes after HMADV_UNSET_READ_MOSTLY, where nothing moves the
 // block (HMADV_ACCESSED_BY), must still end them.
 TEST_F(GmemTest, ReadMostlyUnsetThenWriteReachesOtherCopies) {
-  Mapping m(2 * kBlock);
-  ASSERT_NE(m.get(), nullptr);
-  uint8_t *b = AlignedBlock(m);
-  Pattern(b, kBlock, 71);
-  std::vector<uint8_t> ref(b, b + kBlock);
-  const uintptr_t start = reinterpret_cast<uintptr_t>(b);
-  ASSERT_EQ(Hmadvise(0, start, kBlock, HMADV_READ_MOSTLY), 0);
-  ASSERT_EQ(dev(0).Checksum(b, kBlock), Fnv(ref.data(), kBlock));
-  tgm_counters before = dev(1).Counters();
-  ASSERT_EQ(dev(1).Checksum(b, kBlock), Fnv(ref.data(), kBlock));
-  ASSERT_GT(dev(1).Counters().duplicated, before.duplicated);
+  ReadMostlyBlock rm(71);
+  ASSERT_TRUE(rm.ok());
+  ASSERT_TRUE(TakeThenDuplicate(dev(0), dev(1), rm));
+  uint8_t *b = rm.b;
+  std::vector<uint8_t> ref = rm.ref;
+  const uintptr_t start = rm.addr();
   ASSERT_EQ(Hmadvise(0, start, kBlock, HMADV_UNSET_READ_MOSTLY), 0);
   // Device 0 maps the block where it is (its own memory): nothing moves.
   ASSERT_EQ(Hmadvise(dev(0).hnid(), start, kBlock, HMADV_ACCESSED_BY), 0);
