@@ -566,6 +566,62 @@ TEST_F(GmemTest, UnplugWhileInUseBringsEveryByteHome) {
   EXPECT_EQ(dev(1).Attach(), 0);
 }
 
+// With the devices' TLBs on, every GMEM operation that changes what a
+// device may reach has invalidated the cached translations by the time it
+// returns: no later access uses a stale one (tlb_stale), and every read is
+// byte-exact.
+TEST_F(GmemTest, TlbHazardNoStaleTranslationAfterChanges) {
+  tgm_hazards tlb = {};
+  tlb.flags = TGM_HAZARD_TLB;
+  HazardScope h0(dev(0), tlb), h1(dev(1), tlb);
+  ASSERT_EQ(h0.status(), 0);
+  ASSERT_EQ(h1.status(), 0);
+  const uint64_t stale0 = dev(0).Counters().tlb_stale, stale1 = dev(1).Counters().tlb_stale;
+  const uint64_t hits0 = dev(0).Counters().tlb_hits;
+  ReadMostlyBlock rm(79);
+  ASSERT_TRUE(rm.ok());
+  ASSERT_EQ(Hmadvise(0, rm.addr(), kBlock, HMADV_UNSET_READ_MOSTLY), 0);
+  uint8_t *b = rm.b;
+  std::vector<uint8_t> &ref = rm.ref;
+  auto device_reads_right = [&](Device &d, const char *after) {
+    std::vector<uint8_t> got(kBlock);
+    int ret = d.Read(b, kBlock, got.data());
+    EXPECT_EQ(ret, 0) << after;
+    EXPECT_EQ(ret ? 1 : Compare(got, ref, 0).differ, 0u) << after;
+  };
+
+  ASSERT_EQ(dev(0).Add(b, kBlock, 1), 0);  // the block moves to device 0
+  gmem::AddToWords(ref.data(), kBlock, 1);
+  device_reads_right(dev(0), "a fault");
+  device_reads_right(dev(0), "a read through the TLB");
+  b[5 * kPage] ^= 0xff;  // the CPU takes the block back
+  ref[5 * kPage] ^= 0xff;
+  device_reads_right(dev(0), "a CPU write");
+  ASSERT_EQ(Hmadvise(dev(0).hnid(), rm.addr(), kBlock, HMADV_PREFETCH), 0);
+  device_reads_right(dev(0), "a prefetch to the device");
+  ASSERT_EQ(Hmadvise(0, rm.addr(), kBlock, HMADV_PREFETCH), 0);
+  device_reads_right(dev(0), "a prefetch home");
+  ASSERT_EQ(Hmadvise(0, rm.addr(), kBlock, HMADV_READ_MOSTLY), 0);
+  ASSERT_TRUE(TakeThenDuplicate(dev(0), dev(1), rm));
+  ASSERT_EQ(dev(0).Fill(b, kPage, 0x5a), 0);  // ends device 1's copies
+  memset(ref.data(), 0x5a, kPage);
+  device_reads_right(dev(1), "a write to read-mostly memory");
+  ASSERT_EQ(mprotect(b, kBlock, PROT_READ), 0);
+  EXPECT_EQ(dev(0).Fill(b, kPage, 1), -EACCES) << "wrote through a cached writable entry";
+  ASSERT_EQ(mprotect(b, kBlock, PROT_READ | PROT_WRITE), 0);
+  device_reads_right(dev(0), "mprotect");
+  // A new mapping at the same address: nothing of the old one may show.
+  ASSERT_EQ(mmap(b, kBlock, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), b);
+  memset(b, 0x33, kBlock);
+  std::fill(ref.begin(), ref.end(), 0x33);
+  device_reads_right(dev(0), "munmap and a new mapping");
+  device_reads_right(dev(1), "munmap and a new mapping");
+
+  EXPECT_GT(dev(0).Counters().tlb_hits, hits0) << "the TLB was not used";
+  EXPECT_EQ(dev(0).Counters().tlb_stale, stale0) << "stale translations on device 0";
+  EXPECT_EQ(dev(1).Counters().tlb_stale, stale1) << "stale translations on device 1";
+}
+
 // An empty range does nothing, but the node is still checked, as madvise()
 // checks its arguments before it looks at the length: a caller probing a
 // node with len 0 must not be told that a node which does not exist is fine.
