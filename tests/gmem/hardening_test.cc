@@ -506,6 +506,12 @@ TEST_F(GmemTest, UnplugWhileInUseBringsEveryByteHome) {
   char byte = 1;
   ASSERT_EQ(read(ready[0], &byte, 1), 1);
   ASSERT_EQ(byte, 0) << "the other process could not use device 1";
+  // Hints for this device end with it: a new device at the same node id
+  // must not find them.
+  Mapping hinted(kBlock);
+  ASSERT_NE(hinted.get(), nullptr);
+  ASSERT_EQ(Hmadvise(hnid, hinted.addr(), kBlock, HMADV_NO_ACCESS), 0);
+  ASSERT_EQ(Hmadvise(hnid, hinted.addr(), kBlock, HMADV_PREFERRED_LOC), 0);
 
   // GMEM keeps moving memory to and from the device while it goes, with
   // copies slow enough that some are in flight when it does.
@@ -561,6 +567,10 @@ TEST_F(GmemTest, UnplugWhileInUseBringsEveryByteHome) {
     EXPECT_EQ(fresh.Counters().resident, 0u);
     ASSERT_EQ(fresh.Fill(mine.get(), kMiB, 0x42), 0);
     EXPECT_EQ(fresh.Checksum(mine.get(), kMiB), Fnv(std::vector<uint8_t>(kMiB, 0x42).data(), kMiB));
+    EXPECT_EQ(fresh.Fill(hinted.get(), kBlock, 0x24), 0) << "the old device's HMADV_NO_ACCESS";
+    std::vector<tgm_range> ranges;
+    ASSERT_EQ(fresh.Ranges(hinted.addr(), kBlock, &ranges), 0);
+    for (const tgm_range &r : ranges) EXPECT_NE(r.preferred, hnid) << "the old device's preference";
   }
   // The fixture's file was detached by the unplug: it attaches again.
   EXPECT_EQ(dev(1).Attach(), 0);
