@@ -26,6 +26,7 @@ namespace {
 
 using testing::FakeKernel;
 using testing::FakeSysfs;
+using testing::ForwardingKernel;
 
 // Points the library at a fake kernel (owned by the test, so it can be
 // inspected) and a fake sysfs, sets GMEM_THUNK_BACKEND, and undoes all of
@@ -52,36 +53,6 @@ class CApiTest : public ::testing::Test {
     hsaKmtGmemGetAsyncError();  // nothing carries over to the next case
     unsetenv("GMEM_THUNK_BACKEND");
   }
-
-  // The library owns the KernelInterface it gets; this one forwards to the
-  // test's FakeKernel so the records outlive the library's copy.
-  class ForwardingKernel final : public KernelInterface {
-   public:
-    explicit ForwardingKernel(FakeKernel& target) : target_(target) {}
-    int hmadvise(int h, unsigned long s, std::size_t l, int b) override {
-      return target_.hmadvise(h, s, l, b);
-    }
-    int madvise(void* s, std::size_t l, int a) override { return target_.madvise(s, l, a); }
-    HSAKMT_STATUS open_kfd() override { return target_.open_kfd(); }
-    HSAKMT_STATUS close_kfd() override { return target_.close_kfd(); }
-    HSAKMT_STATUS get_kfd_version(HsaVersionInfo* v) override {
-      return target_.get_kfd_version(v);
-    }
-    HSAKMT_STATUS acquire_system_properties(HsaSystemProperties* p) override {
-      return target_.acquire_system_properties(p);
-    }
-    HSAKMT_STATUS svm_set_attr(void* s, HSAuint64 n, unsigned int c,
-                               HSA_SVM_ATTRIBUTE* a, int* e) override {
-      return target_.svm_set_attr(s, n, c, a, e);
-    }
-    HSAKMT_STATUS svm_get_attr(void* s, HSAuint64 n, unsigned int c,
-                               HSA_SVM_ATTRIBUTE* a, int* e) override {
-      return target_.svm_get_attr(s, n, c, a, e);
-    }
-
-   private:
-    FakeKernel& target_;
-  };
 
   FakeSysfs sysfs_;
   FakeKernel kernel_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -112,6 +113,38 @@ class FakeKernel final : public KernelInterface {
            !set_attr_calls.empty() || !get_attr_calls.empty() ||
            open_calls != 0;
   }
+};
+
+// The thunk owns the kernel interface it is given; this one forwards to a
+// test's FakeKernel, so that the records outlive the thunk's copy.
+class ForwardingKernel final : public KernelInterface {
+ public:
+  explicit ForwardingKernel(FakeKernel& target) : target_(target) {}
+  int hmadvise(int hnid, unsigned long start, std::size_t len, int behavior) override {
+    return target_.hmadvise(hnid, start, len, behavior);
+  }
+  int madvise(void* start, std::size_t len, int advice) override {
+    return target_.madvise(start, len, advice);
+  }
+  HSAKMT_STATUS open_kfd() override { return target_.open_kfd(); }
+  HSAKMT_STATUS close_kfd() override { return target_.close_kfd(); }
+  HSAKMT_STATUS get_kfd_version(HsaVersionInfo* version) override {
+    return target_.get_kfd_version(version);
+  }
+  HSAKMT_STATUS acquire_system_properties(HsaSystemProperties* properties) override {
+    return target_.acquire_system_properties(properties);
+  }
+  HSAKMT_STATUS svm_set_attr(void* start, HSAuint64 size, unsigned int count,
+                             HSA_SVM_ATTRIBUTE* attributes, int* saved_errno) override {
+    return target_.svm_set_attr(start, size, count, attributes, saved_errno);
+  }
+  HSAKMT_STATUS svm_get_attr(void* start, HSAuint64 size, unsigned int count,
+                             HSA_SVM_ATTRIBUTE* attributes, int* saved_errno) override {
+    return target_.svm_get_attr(start, size, count, attributes, saved_errno);
+  }
+
+ private:
+  FakeKernel& target_;
 };
 
 }  // namespace gmem::thunk::testing
