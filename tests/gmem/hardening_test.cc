@@ -2,6 +2,7 @@
 // found in the core (one process seeing another's memory, a device writing
 // past other devices' copies) and must keep failing if the protection that
 // fixes it goes.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -635,6 +636,161 @@ TEST_F(GmemTest, TlbHazardNoStaleTranslationAfterChanges) {
 // An empty range does nothing, but the node is still checked, as madvise()
 // checks its arguments before it looks at the length: a caller probing a
 // node with len 0 must not be told that a node which does not exist is fine.
+// A driver's memory manager takes a part of device memory back (amdgpu's
+// TTM evicting a buffer GMEM's pages came from): the driver reuses that
+// memory once gm_dev_evict_range() returns, so the range must be empty
+// then, whatever was in it: pinned pages, pages that prefer the device,
+// read-mostly copies another device's data was duplicated into, and pages
+// a migration still has locked. Every byte stays exact, through TLBs that
+// keep what is not invalidated.
+TEST_F(GmemTest, EvictRangeEmptiesPinnedCopiedAndBusyPages) {
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_TLB | TGM_HAZARD_SLOW_COPY;
+  hz.copy_delay_us = 100000;
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
+  const int hnid = dev(0).hnid();
+  const uint64_t total = dev(0).Counters().total;
+
+  Mapping pin_m(2 * kBlock), pref_m(2 * kBlock), busy_m(2 * kBlock);
+  ASSERT_TRUE(pin_m.get() && pref_m.get() && busy_m.get());
+  uint8_t *pinned = AlignedBlock(pin_m), *preferred = AlignedBlock(pref_m), *busy = AlignedBlock(busy_m);
+  Pattern(pinned, kBlock, 81);
+  Pattern(preferred, kBlock, 82);
+  Pattern(busy, kBlock, 83);
+  std::vector<uint8_t> want_pinned(pinned, pinned + kBlock), want_preferred(preferred, preferred + kBlock),
+      want_busy(busy, busy + kBlock);
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(pinned), kBlock, HMADV_PIN), 0);
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(preferred), kBlock, HMADV_PREFERRED_LOC), 0);
+  ASSERT_EQ(dev(0).Add(preferred, kBlock, 3), 0);
+  gmem::AddToWords(want_preferred.data(), kBlock, 3);
+  ReadMostlyBlock rm(84);
+  ASSERT_TRUE(rm.ok());
+  ASSERT_TRUE(TakeThenDuplicate(dev(1), dev(0), rm));  // copies in device 0's memory
+  const uint64_t settled = dev(0).Counters().resident;
+  ASSERT_GE(settled, 3 * kBlock);
+
+  // A prefetch whose copy is in flight: its device pages are allocated and
+  // locked until the copy ends.
+  std::atomic<long> prefetched{1};
+  std::thread mover([&] { prefetched = Hmadvise(hnid, reinterpret_cast<uintptr_t>(busy), kBlock, HMADV_PREFETCH); });
+  bool in_flight = false;
+  for (int i = 0; i < 2000 && !in_flight; i++) {
+    in_flight = dev(0).Counters().resident >= settled + kBlock;
+    if (!in_flight) usleep(200);
+  }
+  hz.flags = TGM_HAZARD_TLB;  // the eviction's own copies run at full speed
+  ASSERT_EQ(ctl.SetHazards(hz), 0);
+  uint64_t evicted = 0;
+  int ret = dev(0).EvictRange(0, total, &evicted);
+  tgm_counters after = dev(0).Counters();
+  mover.join();
+  EXPECT_TRUE(in_flight) << "the prefetch was not in flight";
+  EXPECT_EQ(prefetched.load(), 0);
+  EXPECT_EQ(ret, 0);
+  EXPECT_EQ(after.resident, 0u) << "pages left in the range the driver takes back";
+  EXPECT_EQ(after.pinned, 0u);
+  EXPECT_GE(evicted, settled) << "pinned, preferred and busy pages count as evicted";
+  EXPECT_EQ(dev(0).Counters().resident, 0u) << "the in-flight migration landed after the eviction";
+
+  // Device 0 reads the read-mostly block through its TLB again: its copies
+  // are gone, so it must get fresh ones, not the memory they were in.
+  EXPECT_EQ(dev(0).Checksum(rm.b, kBlock), Fnv(rm.ref.data(), kBlock));
+  EXPECT_EQ(dev(0).Checksum(pinned, kBlock), Fnv(want_pinned.data(), kBlock));
+  EXPECT_EQ(dev(0).Counters().tlb_stale, 0u);
+  EXPECT_EQ(memcmp(pinned, want_pinned.data(), kBlock), 0);
+  EXPECT_EQ(memcmp(preferred, want_preferred.data(), kBlock), 0);
+  EXPECT_EQ(memcmp(busy, want_busy.data(), kBlock), 0);
+  EXPECT_EQ(memcmp(rm.b, rm.ref.data(), kBlock), 0);
+  EXPECT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(pinned), kBlock, HMADV_UNPIN), 0);
+}
+
+// fail_page_alloc, aimed at one task: the next `times` page allocations of
+// a task that wrote 1 to /proc/self/make-it-fail fail. All knobs go back
+// to off when the scope ends, whatever the case did.
+class PageAllocFailures {
+ public:
+  explicit PageAllocFailures(long times) {
+    available_ = access(Knob("times").c_str(), W_OK) == 0;
+    if (!available_) return;
+    ok_ = Set("task-filter", "Y") && Set("ignore-gfp-wait", "N") && Set("ignore-gfp-highmem", "N") &&
+          Set("min-order", "0") && Set("verbose", "0") && Set("interval", "1") &&
+          Set("space", "0") && Set("times", std::to_string(times)) && Set("probability", "100");
+  }
+  ~PageAllocFailures() {
+    if (!available_) return;
+    Set("probability", "0");
+    Set("times", "1");
+  }
+  bool available() const { return available_; }
+  bool ok() const { return ok_; }
+  long left() const {
+    std::ifstream in(Knob("times"));
+    long v = -1;
+    in >> v;
+    return v;
+  }
+  // In the calling task: from now on its page allocations may fail.
+  static bool Target(bool on) {
+    int fd = open("/proc/self/make-it-fail", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = write(fd, on ? "1" : "0", 1) == 1;
+    close(fd);
+    return ok;
+  }
+
+ private:
+  static std::string Knob(const char *name) { return std::string("/sys/kernel/debug/fail_page_alloc/") + name; }
+  static bool Set(const char *name, const std::string &value) {
+    std::ofstream out(Knob(name));
+    out << value << "\n";
+    out.flush();
+    return static_cast<bool>(out);
+  }
+  bool available_ = false;
+  bool ok_ = false;
+};
+
+// A CPU touch of data on a device while host memory runs out: the page
+// that would take the data cannot be allocated. That is an out-of-memory
+// fault, which the fault handler retries (or the OOM killer resolves), not
+// a bus error: the process lives and reads its data once memory is there.
+TEST_F(GmemTest, CpuFaultOnDeviceDataWithoutHostMemoryIsRetried) {
+  constexpr long kFailures = 4;
+  PageAllocFailures failures(kFailures);
+  if (!failures.available())
+    GTEST_SKIP() << "no /sys/kernel/debug/fail_page_alloc (CONFIG_FAIL_PAGE_ALLOC, "
+                    "CONFIG_FAULT_INJECTION_DEBUG_FS)";
+  // One page: the block GMEM moves back is the page itself, so the first
+  // page allocation of the fault is the one for the data.
+  Mapping m(kPage);
+  ASSERT_NE(m.get(), nullptr);
+  Pattern(m.get(), kPage, 71);
+  std::vector<uint8_t> want(m.get(), m.get() + kPage);
+  const uint64_t resident = dev(0).Counters().resident;
+  ASSERT_EQ(dev(0).Add(m.get(), kPage, 9), 0);  // the data is on the device now
+  gmem::AddToWords(want.data(), kPage, 9);
+  ASSERT_EQ(dev(0).Counters().resident, resident + kPage);
+  ASSERT_TRUE(failures.ok()) << "could not set up fail_page_alloc";
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (!PageAllocFailures::Target(true)) _exit(2);
+    int same = memcmp(m.get(), want.data(), kPage) == 0;
+    PageAllocFailures::Target(false);
+    _exit(same ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  long injected = kFailures - failures.left();
+  EXPECT_GT(injected, 0) << "no allocation failed: the case proves nothing";
+  ASSERT_FALSE(WIFSIGNALED(status)) << "the fault killed the process with signal " << WTERMSIG(status);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+}
+
 TEST(GmemSyscallHardening, EmptyRangeStillChecksTheNode) {
   EXPECT_EQ(Hmadvise(0, kPage, 0, HMADV_PREFETCH), 0);
   EXPECT_EQ(Hmadvise(1000, kPage, 0, HMADV_PREFETCH), -ENODEV);

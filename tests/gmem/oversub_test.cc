@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -451,6 +452,44 @@ TEST_F(OversubTest, ExitDuringEvictionFreesEverything) {
     if (resident) usleep(10000);
   }
   EXPECT_EQ(resident, 0u) << "device memory left after the processes exited";
+}
+
+// Thrash control keeps a migration history per block. A block that moved
+// once and then stayed quiet for longer than the window has nothing left
+// to throttle, so its history goes: otherwise a long-lived process without
+// hints holds one entry for every block it ever migrated, until it unmaps
+// the memory.
+TEST_F(GmemTest, ThrashHistoryOfQuietBlocksIsDropped) {
+  constexpr size_t kBlocks = 8;
+  constexpr long kWindowMs = 100;
+  // A window long enough for all first migrations to stay in it.
+  ScopedTunable window("thrash_window_ms", 10000);
+  ASSERT_EQ(window.result(), 0);
+  const long before = gmem::ReadTunable("thrash_blocks");
+  ASSERT_GE(before, 0) << "no /sys/kernel/mm/gmem/thrash_blocks";
+  tgm_counters c = dev().Counters();
+  const uint64_t usable = std::min(c.total, c.limit ? c.limit : c.total);
+  ASSERT_GE(usable - c.resident, 2 * kBlocks * kBlock) << "the case needs a device that does not evict";
+  Mapping m((2 * kBlocks + 1) * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *base = reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
+  auto block = [&](size_t i) { return base + i * kBlock; };
+
+  for (size_t i = 0; i < kBlocks; i++) ASSERT_EQ(dev().Fill(block(i), kBlock, static_cast<uint8_t>(i)), 0);
+  EXPECT_GE(gmem::ReadTunable("thrash_blocks") - before, static_cast<long>(kBlocks))
+      << "migrations leave no history: thrash control cannot work";
+  ASSERT_EQ(gmem::WriteTunable("thrash_window_ms", kWindowMs), 0);
+  usleep(3 * kWindowMs * 1000);
+  // More blocks migrate once; the first ones have been quiet for three
+  // windows by now.
+  for (size_t i = kBlocks; i < 2 * kBlocks; i++)
+    ASSERT_EQ(dev().Fill(block(i), kBlock, static_cast<uint8_t>(i)), 0);
+  const long kept = gmem::ReadTunable("thrash_blocks") - before;
+  EXPECT_LE(kept, static_cast<long>(kBlocks + kBlocks / 2)) << "the history of quiet blocks is kept";
+  for (size_t i = 0; i < 2 * kBlocks; i++) {
+    ASSERT_EQ(block(i)[0], static_cast<uint8_t>(i));
+    ASSERT_EQ(block(i)[kBlock - 1], static_cast<uint8_t>(i));
+  }
 }
 
 }  // namespace
