@@ -631,6 +631,56 @@ TEST_F(GmemTest, KeptRangesAreMappedAgainWithNewDriverState) {
   EXPECT_EQ(dev().Counters().quiesced, quiesced);
 }
 
+// Kept ranges that do not fit in device memory together: mapping one
+// evicts the other, restoring that one evicts the first again. The restore
+// must see its own evictions, and a device that cannot fault may run again
+// only once every kept page is mapped (in place, for what does not fit).
+TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
+  constexpr size_t kBlock = 2 * kMiB;
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  struct Reset {
+    Device &d;
+    uint64_t limit;
+    ~Reset() {
+      d.SetHazards(tgm_hazards{});
+      d.SetLimit(limit);
+    }
+  } reset{ctl, dev().Counters().limit};
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB;
+  ASSERT_EQ(ctl.SetHazards(hz), 0);
+  ASSERT_EQ(dev().SetLimit(kBlock), 0);  // room for one of the two blocks
+  Mapping m(3 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *kept = reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(kept);
+  Pattern(kept, 2 * kBlock, 91);
+  tgm_counters before = dev().Counters();
+  int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(addr, 2 * kBlock, true), 0);
+  for (int round = 0; round < 3; round++) {
+    ASSERT_TRUE(WaitForResume(dev(), base)) << "round " << round << ": never resumed";
+    int err = 0;
+    uint64_t hash = dev().Checksum(kept, 2 * kBlock, &err);
+    EXPECT_EQ(err, 0) << "round " << round << ": the device found kept memory unmapped";
+    EXPECT_EQ(hash, Fnv(kept, 2 * kBlock)) << "round " << round;
+    // The CPU takes a page of each block back: both are restored again.
+    kept[round] ^= 0xff;
+    kept[kBlock + round] ^= 0xff;
+  }
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  int err = 0;
+  EXPECT_EQ(dev().Checksum(kept, 2 * kBlock, &err), Fnv(kept, 2 * kBlock));
+  EXPECT_EQ(err, 0);
+  tgm_counters after = dev().Counters();
+  EXPECT_EQ(after.nofault_misses, before.nofault_misses) << "accesses found no PTE";
+  EXPECT_EQ(after.nofault_stalls, before.nofault_stalls) << "the device was never resumed";
+  EXPECT_EQ(after.tlb_stale, before.tlb_stale);
+  EXPECT_LE(after.resident, kBlock);
+  EXPECT_EQ(dev().KeepMapped(addr, 2 * kBlock, false), 0);
+}
+
 TEST_F(GmemTest, RestoreMapsPastMemoryItCannotMap) {
   Mapping m(3 * kMiB);
   ASSERT_NE(m.get(), nullptr);
