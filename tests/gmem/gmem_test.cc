@@ -681,6 +681,38 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
   EXPECT_EQ(dev().KeepMapped(addr, 2 * kBlock, false), 0);
 }
 
+// The device is detached while its kept ranges are being restored: the
+// pass under way must map nothing more into the page table gm_as_detach()
+// emptied (a driver may go on using that table, as amdkfd does its GPU VM,
+// and no invalidation would ever reach those PTEs), nor resume the device.
+TEST_F(GmemTest, DetachDuringRestoreMapsNothing) {
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  struct Reset {
+    Device &d;
+    ~Reset() { d.SetHazards(tgm_hazards{}); }
+  } reset{ctl};
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_SLOW_MAP;
+  hz.map_delay_us = 50000;  // each page table update of the pass waits
+  ASSERT_EQ(ctl.SetHazards(hz), 0);
+  Mapping m(8 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 5, m.size());
+  int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(m.addr(), m.size(), true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  const tgm_counters before = ctl.Counters();
+  for (size_t off = 0; off < m.size(); off += 2 * kMiB) m.get()[off] = 6;  // restore queued
+  usleep(120000);  // the pass is mapping by now
+  const tgm_counters during = ctl.Counters();
+  ASSERT_EQ(dev().Detach(), 0);
+  const tgm_counters after = ctl.Counters();
+  EXPECT_GT(during.pmap_prepare, before.pmap_prepare) << "no restore was under way";
+  EXPECT_EQ(after.enter_detached, before.enter_detached) << "PTEs entered after the detach";
+  EXPECT_EQ(dev().Attach(), 0);
+}
+
 TEST_F(GmemTest, RestoreMapsPastMemoryItCannotMap) {
   Mapping m(3 * kMiB);
   ASSERT_NE(m.get(), nullptr);

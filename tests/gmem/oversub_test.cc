@@ -494,4 +494,30 @@ TEST_F(GmemTest, ThrashHistoryOfQuietBlocksIsDropped) {
   }
 }
 
+// A stream over more memory than the device has keeps the history of every
+// block it passed (migrations into a full device in a row are counted
+// whatever the time between them). Unmapping the memory must end those
+// histories, also in a process that never gave a hint.
+TEST_F(OversubTest, ThrashHistoryEndsWithTheMemory) {
+  constexpr size_t kBlocks = 6;  // three times the device's memory
+  Mapping small(kPage);
+  ASSERT_NE(small.get(), nullptr);
+  ASSERT_EQ(dev().Fill(small.get(), kPage, 1), 0);  // earlier cases' unmaps are settled
+  const long before = gmem::ReadTunable("thrash_blocks");
+  ASSERT_GE(before, 0) << "no /sys/kernel/mm/gmem/thrash_blocks";
+  {
+    Mapping m((kBlocks + 1) * kBlock);
+    ASSERT_NE(m.get(), nullptr);
+    uint8_t *base = reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
+    for (int pass = 0; pass < 2; pass++)
+      for (size_t i = 0; i < kBlocks; i++)
+        ASSERT_EQ(dev().Add(base + i * kBlock, kBlock, 1), 0) << "pass " << pass;
+    EXPECT_GE(gmem::ReadTunable("thrash_blocks") - before, static_cast<long>(kBlocks) / 2)
+        << "the stream left no history";
+  }  // munmap
+  // The next device fault of this process settles the unmap.
+  ASSERT_EQ(dev().Fill(small.get(), kPage, 2), 0);
+  EXPECT_LE(gmem::ReadTunable("thrash_blocks"), before) << "histories outlive their memory";
+}
+
 }  // namespace
