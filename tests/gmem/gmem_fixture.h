@@ -48,6 +48,19 @@ class Device : public gmem::Device {
   int hnid() { return static_cast<int>(Counters().hnid); }
 };
 
+// Hazards of a device for one case: set on construction, all off again at
+// the end (they outlive the process otherwise).
+class HazardScope {
+ public:
+  HazardScope(Device &dev, const tgm_hazards &h) : dev_(dev) { set_ = dev_.SetHazards(h); }
+  ~HazardScope() { dev_.SetHazards(tgm_hazards{}); }
+  int status() const { return set_; }
+
+ private:
+  Device &dev_;
+  int set_;
+};
+
 inline std::string ReadSysfs(int hnid, const char *file) {
   std::ifstream in("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/" + file);
   std::string s;

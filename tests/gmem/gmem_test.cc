@@ -639,17 +639,15 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
   constexpr size_t kBlock = 2 * kMiB;
   Device ctl(0);
   ASSERT_TRUE(ctl.ok());
-  struct Reset {
+  struct LimitBack {
     Device &d;
     uint64_t limit;
-    ~Reset() {
-      d.SetHazards(tgm_hazards{});
-      d.SetLimit(limit);
-    }
-  } reset{ctl, dev().Counters().limit};
+    ~LimitBack() { d.SetLimit(limit); }
+  } limit_back{ctl, dev().Counters().limit};
   tgm_hazards hz = {};
   hz.flags = TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB;
-  ASSERT_EQ(ctl.SetHazards(hz), 0);
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
   ASSERT_EQ(dev().SetLimit(kBlock), 0);  // room for one of the two blocks
   Mapping m(3 * kBlock);
   ASSERT_NE(m.get(), nullptr);
@@ -688,14 +686,11 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
 TEST_F(GmemTest, DetachDuringRestoreMapsNothing) {
   Device ctl(0);
   ASSERT_TRUE(ctl.ok());
-  struct Reset {
-    Device &d;
-    ~Reset() { d.SetHazards(tgm_hazards{}); }
-  } reset{ctl};
   tgm_hazards hz = {};
   hz.flags = TGM_HAZARD_SLOW_MAP;
   hz.map_delay_us = 50000;  // each page table update of the pass waits
-  ASSERT_EQ(ctl.SetHazards(hz), 0);
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
   Mapping m(8 * kMiB);
   ASSERT_NE(m.get(), nullptr);
   memset(m.get(), 5, m.size());

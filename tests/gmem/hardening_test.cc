@@ -82,19 +82,6 @@ Diff Compare(const std::vector<uint8_t> &got, const std::vector<uint8_t> &want,
   return d;
 }
 
-// Hazards of a device for one case: set on construction, all off again at
-// the end (they outlive the process otherwise).
-class HazardScope {
- public:
-  HazardScope(Device &dev, const tgm_hazards &h) : dev_(dev) { set_ = dev_.SetHazards(h); }
-  ~HazardScope() { dev_.SetHazards(tgm_hazards{}); }
-  int status() const { return set_; }
-
- private:
-  Device &dev_;
-  int set_;
-};
-
 // A second process fills all the device memory it can get on device
 // `index` with kOtherProcessByte and holds it until told to go. Returns its
 // pid; `ready` is readable once it holds the memory (or has failed).
