@@ -16,7 +16,7 @@ KERNEL_BASE_OUT=$GMEM_BUILD/linux-base/out
 KERNEL_EACH_SRC=$GMEM_BUILD/linux-each/src  # worktree for patch-by-patch builds
 KERNEL_EACH_OUT=$GMEM_BUILD/linux-each/out
 KERNEL_PRISTINE=$GMEM_BUILD/linux-pristine  # the tarball as a git repo
-KERNEL_TARBALL=${GMEM_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+KERNEL_INSTALLED_TARBALL=/usr/src/linux-source-6.12.tar.xz
 PATCH_DIR=${GMEM_PATCH_DIR:-$GMEM_ROOT/kernel-patches}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 export CCACHE_BASEDIR=$GMEM_BUILD
@@ -72,10 +72,52 @@ ensure_all_packages() {
 # Seconds since the epoch, for step timings.
 now() { date +%s; }
 
-# The exact version of the kernel in the tarball, e.g. 6.12.117.
+# The linux-source-6.12 package version the series is based on, from
+# kernel-patches/BASE (e.g. 6.12.118-1~deb12u1).
+kernel_base_deb_version() {
+	local v
+	v=$(sed 's/#.*//' "$PATCH_DIR/BASE" 2>/dev/null | awk 'NF { print $1; exit }')
+	[ -n "$v" ] || die "$PATCH_DIR/BASE names no linux-source-6.12 version"
+	echo "$v"
+}
+
+# The exact kernel version the series is based on, e.g. 6.12.118.
 kernel_base_version() {
 	local v
-	v=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null) ||
-		die "linux-source-6.12 is not installed"
+	v=$(kernel_base_deb_version)
 	echo "${v%%-*}"
+}
+
+# kernel_tarball: the linux-source-6.12 tarball of the base version. The
+# installed package serves when it is that version. Debian's security archive
+# moves on to new stable releases before the series is rebased onto them, so
+# otherwise the base version's package is downloaded (not installed) into
+# build/ once; GMEM_KERNEL_TARBALL overrides both.
+kernel_tarball() {
+	local want have dir deb
+	if [ -n "${GMEM_KERNEL_TARBALL:-}" ]; then
+		echo "$GMEM_KERNEL_TARBALL"
+		return
+	fi
+	want=$(kernel_base_deb_version)
+	have=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || true)
+	if [ "$have" = "$want" ]; then
+		echo "$KERNEL_INSTALLED_TARBALL"
+		return
+	fi
+	dir=$GMEM_BUILD/linux-source-$want
+	if [ ! -f "$dir/linux-source-6.12.tar.xz" ]; then
+		step "the series is based on linux-source-6.12 $want; ${have:-no version} is installed: downloading $want into $dir"
+		rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+		(cd "$dir.tmp" && apt-get download -q "linux-source-6.12=$want") \
+			>"$dir.tmp/download.log" 2>&1 ||
+			die "Debian offers no linux-source-6.12=$want any more ($dir.tmp/download.log); rebase the series onto $have as docs/testing.md describes"
+		deb=$(ls "$dir.tmp"/linux-source-6.12_*.deb)
+		dpkg-deb --fsys-tarfile "$deb" |
+			tar -x -O ./usr/src/linux-source-6.12.tar.xz >"$dir.tmp/linux-source-6.12.tar.xz" ||
+			die "could not unpack $deb"
+		rm -f "$deb"
+		rm -rf "$dir" && mv "$dir.tmp" "$dir"
+	fi
+	echo "$dir/linux-source-6.12.tar.xz"
 }
