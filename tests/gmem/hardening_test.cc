@@ -3,6 +3,7 @@
 // past other devices' copies) and must keep failing if the protection that
 // fixes it goes.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -10,8 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -948,6 +951,61 @@ TEST_F(GmemTest, HintOnAHugeMostlyUnmappedRangeMakesStateOnlyWhereMapped) {
   EXPECT_EQ(dev(0).Checksum(p, kBlock), Fnv(p, kBlock));
   EXPECT_EQ(Hmadvise(0, kLow, kHuge, HMADV_UNSET_PREFERRED_LOC), -ENOMEM);
   munmap(p, kBlock);
+}
+
+// hmadvise() walks a range block by block, and a prefetch to the device
+// takes a copy per block: 100 ms each here, 16 blocks. A fatal signal must
+// end the call at the next block, not after the whole range: before, the
+// killed process stayed in the system call for the rest of it.
+TEST_F(GmemTest, FatalSignalEndsALongPrefetchAtTheNextBlock) {
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_SLOW_COPY;
+  hz.copy_delay_us = 100000;
+  HazardScope slow(dev(0), hz);
+  ASSERT_EQ(slow.status(), 0);
+  constexpr size_t kLen = 16 * kBlock;
+  // Seconds from the start of the prefetch (or from the kill, after
+  // kill_after_ms) until the child that prefetches is gone.
+  auto prefetch_in_child = [&](int kill_after_ms) -> double {
+    int ready[2];
+    if (pipe(ready) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(ready[0]);
+      Device d(0);
+      if (!d.ok() || d.Attach() != 0) _exit(2);
+      Mapping m(kLen + kBlock);
+      uint8_t *b = m.get() ? AlignedBlock(m) : nullptr;
+      if (!b) _exit(3);
+      memset(b, 1, kLen);
+      char byte = 0;
+      if (write(ready[1], &byte, 1) != 1) _exit(4);
+      _exit(Hmadvise(d.hnid(), reinterpret_cast<uintptr_t>(b), kLen, HMADV_PREFETCH) ? 5 : 0);
+    }
+    close(ready[1]);
+    char byte;
+    const bool started = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+    auto t0 = std::chrono::steady_clock::now();
+    if (started && kill_after_ms) {
+      usleep(kill_after_ms * 1000);
+      kill(pid, SIGKILL);
+      t0 = std::chrono::steady_clock::now();
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!started) return -1;
+    if (!kill_after_ms && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) return -1;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const double whole = prefetch_in_child(0);
+  const double after_kill = prefetch_in_child(300);
+  std::printf("whole prefetch %.2f s, killed one gone %.2f s after the kill\n", whole,
+              after_kill);
+  ASSERT_GT(whole, 1.0) << "the prefetch was not slow (or failed)";
+  ASSERT_GE(after_kill, 0.0);
+  EXPECT_LT(after_kill, whole / 3) << "the killed prefetch went on for " << after_kill
+                                   << " s of a " << whole << " s prefetch";
 }
 
 }  // namespace
