@@ -61,6 +61,18 @@ class HazardScope {
   int set_;
 };
 
+// A figure of /proc/meminfo in KiB, by its key ("Slab:"); -1 if absent.
+inline long MeminfoKiB(const std::string &wanted) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  long value = 0;
+  while (meminfo >> key >> value) {
+    if (key == wanted) return value;
+    meminfo.ignore(256, '\n');
+  }
+  return -1;
+}
+
 inline std::string ReadSysfs(int hnid, const char *file) {
   std::ifstream in("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/" + file);
   std::string s;

@@ -805,16 +805,7 @@ TEST_F(GmemTest, MprotectWhileResident) {
 // Transparent huge pages used in place by the device, then split under it:
 // a PROT_READ page and a hole in the middle of the huge page must reach the
 // device page table, while the rest keeps working.
-long AnonHugeKiB() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  long value = 0;
-  while (meminfo >> key >> value) {
-    if (key == "AnonHugePages:") return value;
-    meminfo.ignore(256, '\n');
-  }
-  return -1;
-}
+long AnonHugeKiB() { return MeminfoKiB("AnonHugePages:"); }
 
 TEST_F(GmemTest, ThpSplitWhileMappedInPlace) {
   const size_t huge = 2 * kMiB;

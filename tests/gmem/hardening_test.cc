@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -110,18 +110,6 @@ pid_t HoldAllDeviceMemory(int index, int ready_fd, int go_fd) {
 uint64_t MapRetries(Device &d) {
   std::string s = ReadSysfs(d.hnid(), "map_retries");
   return s.empty() ? 0 : std::stoull(s);
-}
-
-// Kernel slab memory in use, from /proc/meminfo, in KiB; 0 if unreadable.
-uint64_t SlabKiB() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t value = 0;
-  while (meminfo >> key >> value) {
-    if (key == "Slab:") return value;
-    meminfo.ignore(64, '\n');
-  }
-  return 0;
 }
 
 // Read-mostly copies on device 1, then a fork: the fork write-protects the
@@ -940,10 +928,10 @@ TEST_F(GmemTest, HintOnAHugeMostlyUnmappedRangeMakesStateOnlyWhereMapped) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   ASSERT_EQ(p, reinterpret_cast<void *>(kLow)) << strerror(errno);
   memset(p, 7, kBlock);
-  const uint64_t slab_before = SlabKiB();
-  ASSERT_GT(slab_before, 0u);
+  const long slab_before = MeminfoKiB("Slab:");
+  ASSERT_GT(slab_before, 0);
   const long ret = Hmadvise(0, kLow, kHuge, HMADV_PREFERRED_LOC);
-  const uint64_t slab_after = SlabKiB();
+  const long slab_after = MeminfoKiB("Slab:");
   EXPECT_EQ(ret, -ENOMEM) << "the range has holes";
   EXPECT_LT(slab_after, slab_before + 4096) << "slab grew by " << slab_after - slab_before
                                             << " KiB for one mapped block";
