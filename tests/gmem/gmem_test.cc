@@ -679,6 +679,61 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
   EXPECT_EQ(dev().KeepMapped(addr, 2 * kBlock, false), 0);
 }
 
+// Kept memory that the CPU cannot fault in either (a shared file mapping
+// past the end of its file, after ftruncate) is the device's problem, as
+// unreadable memory is: the restore skips it and lets the device run,
+// rather than retrying every 10 ms for ever with the device stopped.
+TEST_F(GmemTest, KeptMemoryCutFromItsFileDoesNotStopTheDevice) {
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_NO_FAULTS;
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
+  int fd = memfd_create("gmem-kept", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  ASSERT_EQ(ftruncate(fd, 2 * kMiB), 0);
+  void *p = mmap(nullptr, 2 * kMiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_NE(p, MAP_FAILED) << strerror(errno);
+  memset(p, 3, 2 * kMiB);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+  const int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(addr, 2 * kMiB, true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base)) << "never resumed before the truncate";
+  ASSERT_EQ(ftruncate(fd, 0), 0);
+  EXPECT_TRUE(WaitForResume(dev(), base)) << "the device stayed stopped after the truncate";
+  EXPECT_EQ(dev().KeepMapped(addr, 2 * kMiB, false), 0);
+  munmap(p, 2 * kMiB);
+  close(fd);
+}
+
+// Memory a device kept mapped is kept no more once it is unmapped: other
+// memory mapped at the same address later is not the device's, and CPU
+// changes to it must not stop the device.
+TEST_F(GmemTest, UnmappedKeptMemoryStopsTheDeviceNoMore) {
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_NO_FAULTS;
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
+  Mapping m(2 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 1, m.size());
+  const int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(m.addr(), m.size(), true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  ASSERT_EQ(munmap(m.get(), m.size()), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base)) << "the unmap of kept memory left the device stopped";
+  void *again = mmap(m.get(), m.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  ASSERT_EQ(again, static_cast<void *>(m.get())) << strerror(errno);
+  memset(m.get(), 2, m.size());
+  const uint64_t quiesced = dev().Counters().quiesced;
+  ASSERT_EQ(madvise(m.get(), kPage, MADV_DONTNEED), 0);
+  EXPECT_EQ(dev().Counters().quiesced, quiesced) << "new memory at the old address stopped the device";
+  EXPECT_TRUE(WaitForResume(dev(), base));
+}
+
 // The device is detached while its kept ranges are being restored: the
 // pass under way must map nothing more into the page table gm_as_detach()
 // emptied (a driver may go on using that table, as amdkfd does its GPU VM,

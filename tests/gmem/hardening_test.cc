@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -704,19 +705,21 @@ TEST_F(GmemTest, EvictRangeEmptiesPinnedCopiedAndBusyPages) {
   EXPECT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(pinned), kBlock, HMADV_UNPIN), 0);
 }
 
-// fail_page_alloc, aimed at one task: the next `times` page allocations of
-// a task that wrote 1 to /proc/self/make-it-fail fail. All knobs go back
-// to off when the scope ends, whatever the case did.
-class PageAllocFailures {
+// fail_page_alloc or failslab, aimed at one task: the next `times`
+// allocations of that kind by a task that wrote 1 to /proc/self/make-it-fail
+// fail. All knobs go back to off when the scope ends, whatever the case did.
+class InjectedFailures {
  public:
-  explicit PageAllocFailures(long times) {
+  InjectedFailures(const char *kind, long times) : dir_(std::string("/sys/kernel/debug/") + kind + "/") {
     available_ = access(Knob("times").c_str(), W_OK) == 0;
     if (!available_) return;
-    ok_ = Set("task-filter", "Y") && Set("ignore-gfp-wait", "N") && Set("ignore-gfp-highmem", "N") &&
-          Set("min-order", "0") && Set("verbose", "0") && Set("interval", "1") &&
-          Set("space", "0") && Set("times", std::to_string(times)) && Set("probability", "100");
+    const bool pages = std::string(kind) == "fail_page_alloc";
+    ok_ = Set("task-filter", "Y") && Set("ignore-gfp-wait", "N") &&
+          (!pages || (Set("ignore-gfp-highmem", "N") && Set("min-order", "0"))) && Set("verbose", "0") &&
+          Set("interval", "1") && Set("space", "0") && Set("times", std::to_string(times)) &&
+          Set("probability", "100");
   }
-  ~PageAllocFailures() {
+  ~InjectedFailures() {
     if (!available_) return;
     Set("probability", "0");
     Set("times", "1");
@@ -729,23 +732,27 @@ class PageAllocFailures {
     in >> v;
     return v;
   }
-  // In the calling task: from now on its page allocations may fail.
+  // In the calling task: from now on its allocations may fail.
   static bool Target(bool on) {
     int fd = open("/proc/self/make-it-fail", O_WRONLY | O_CLOEXEC);
     if (fd < 0) return false;
-    bool ok = write(fd, on ? "1" : "0", 1) == 1;
+    bool ok = Target(fd, on);
     close(fd);
     return ok;
   }
+  // The same through a file opened before: with failslab the open itself
+  // fails while the task is a target, so switching it off needs this.
+  static bool Target(int make_it_fail_fd, bool on) { return write(make_it_fail_fd, on ? "1" : "0", 1) == 1; }
 
  private:
-  static std::string Knob(const char *name) { return std::string("/sys/kernel/debug/fail_page_alloc/") + name; }
-  static bool Set(const char *name, const std::string &value) {
+  std::string Knob(const char *name) const { return dir_ + name; }
+  bool Set(const char *name, const std::string &value) {
     std::ofstream out(Knob(name));
     out << value << "\n";
     out.flush();
     return static_cast<bool>(out);
   }
+  std::string dir_;
   bool available_ = false;
   bool ok_ = false;
 };
@@ -756,7 +763,7 @@ class PageAllocFailures {
 // a bus error: the process lives and reads its data once memory is there.
 TEST_F(GmemTest, CpuFaultOnDeviceDataWithoutHostMemoryIsRetried) {
   constexpr long kFailures = 4;
-  PageAllocFailures failures(kFailures);
+  InjectedFailures failures("fail_page_alloc", kFailures);
   if (!failures.available())
     GTEST_SKIP() << "no /sys/kernel/debug/fail_page_alloc (CONFIG_FAIL_PAGE_ALLOC, "
                     "CONFIG_FAULT_INJECTION_DEBUG_FS)";
@@ -775,9 +782,9 @@ TEST_F(GmemTest, CpuFaultOnDeviceDataWithoutHostMemoryIsRetried) {
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    if (!PageAllocFailures::Target(true)) _exit(2);
+    if (!InjectedFailures::Target(true)) _exit(2);
     int same = memcmp(m.get(), want.data(), kPage) == 0;
-    PageAllocFailures::Target(false);
+    InjectedFailures::Target(false);
     _exit(same ? 0 : 3);
   }
   int status = 0;
@@ -997,4 +1004,153 @@ TEST_F(GmemTest, FatalSignalEndsALongPrefetchAtTheNextBlock) {
 }
 
 }  // namespace
+// Device page table updates run under GMEM's mapping lock, which reclaim
+// can need, so they may not reclaim; they must not get the memory reserves
+// (PF_MEMALLOC) instead either: those are for the tasks that free memory.
+// Faults, migrations between the devices and back, read-mostly copies
+// (write-protect), fork (COW write-protect of host pages a device maps),
+// an eviction and munmap run every kind of update; the simulated device
+// counts the ones that came with the reserves open.
+TEST_F(GmemTest, PageTableUpdatesNeverGetTheMemoryReserves) {
+  auto total = [&](__u64 tgm_counters::*field) -> uint64_t { return dev(0).Counters().*field + dev(1).Counters().*field; };
+  const uint64_t enter0 = total(&tgm_counters::pmap_enter), release0 = total(&tgm_counters::pmap_release),
+                 protect0 = total(&tgm_counters::pmap_protect), reserves0 = total(&tgm_counters::with_reserves);
+
+  Mapping m(4 * kBlock);
+  ASSERT_TRUE(m.get());
+  uint8_t *moved = m.get(), *rm = m.get() + kBlock, *remote = m.get() + 2 * kBlock, *evicted = m.get() + 3 * kBlock;
+  Pattern(m.get(), m.size(), 17);
+  std::vector<uint8_t> want(m.get(), m.get() + m.size());
+
+  ASSERT_EQ(dev(0).Add(moved, kBlock, 1), 0);
+  ASSERT_EQ(dev(1).Add(moved, kBlock, 2), 0);
+  gmem::AddToWords(want.data(), kBlock, 3);
+  ASSERT_EQ(Hmadvise(dev(0).hnid(), reinterpret_cast<uintptr_t>(rm), kBlock, HMADV_READ_MOSTLY), 0);
+  EXPECT_EQ(dev(0).Checksum(rm, kBlock), Fnv(want.data() + kBlock, kBlock));
+  EXPECT_EQ(dev(1).Checksum(rm, kBlock), Fnv(want.data() + kBlock, kBlock));
+  ASSERT_EQ(Hmadvise(dev(1).hnid(), reinterpret_cast<uintptr_t>(remote), kBlock, HMADV_ACCESSED_BY), 0);
+  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(remote), kBlock, HMADV_PREFERRED_LOC), 0);
+  EXPECT_EQ(dev(1).Checksum(remote, kBlock), Fnv(want.data() + 2 * kBlock, kBlock));
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_EQ(dev(0).Add(evicted, kBlock, 4), 0);
+  gmem::AddToWords(want.data() + 3 * kBlock, kBlock, 4);
+  uint64_t freed = 0;
+  ASSERT_EQ(dev(0).Evict(dev(0).Counters().resident, &freed), 0);
+  EXPECT_EQ(memcmp(m.get(), want.data(), m.size()), 0);
+  munmap(m.get(), m.size());
+  m.forget();
+
+  EXPECT_GT(total(&tgm_counters::pmap_enter), enter0);
+  EXPECT_GT(total(&tgm_counters::pmap_release), release0);
+  EXPECT_GT(total(&tgm_counters::pmap_protect), protect0) << "no write-protect ran: the case misses one kind";
+  EXPECT_EQ(total(&tgm_counters::with_reserves), reserves0) << "updates made with PF_MEMALLOC set";
+}
+
+// Detaching a device drops the attributes that name it, so that a device
+// attached later at the same index does not inherit them. Dropping them
+// must not depend on memory: a detach cannot fail, and attributes left
+// behind would deny or steer the next device. Here every slab allocation
+// of the detaching task fails.
+TEST_F(GmemTest, DetachForgetsTheDeviceEvenWithoutMemory) {
+  InjectedFailures failures("failslab", 1000);
+  if (!failures.available())
+    GTEST_SKIP() << "no /sys/kernel/debug/failslab (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)";
+  ASSERT_TRUE(failures.ok()) << "could not set up failslab";
+  Mapping m(kBlock);
+  ASSERT_TRUE(m.get());
+  Pattern(m.get(), kBlock, 5);
+  const uintptr_t a = m.addr();
+  const int hnid = dev(0).hnid();
+  int status = InChild([&] {
+    Device d(0);
+    uint8_t byte;
+    if (!d.ok() || d.Attach() != 0) return 1;
+    if (Hmadvise(hnid, a, kBlock, HMADV_NO_ACCESS) != 0) return 2;
+    if (d.Read(m.get(), 1, &byte) != -EPERM) return 3;
+    const int target = open("/proc/self/make-it-fail", O_WRONLY | O_CLOEXEC);
+    if (target < 0 || !InjectedFailures::Target(target, true)) return 4;
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const bool injected = probe < 0 && errno == ENOMEM;
+    if (probe >= 0) close(probe);
+    int detached = d.Detach();
+    if (!InjectedFailures::Target(target, false)) return 10;
+    close(target);
+    if (!injected) return 9;  // allocations did not fail: the case proves nothing
+    if (detached != 0) return 5;
+    const int attached = d.Attach();
+    if (attached != 0) return 100 - attached;  // 100 + errno
+    if (d.Read(m.get(), 1, &byte) != 0) return 7;  // the old NO_ACCESS is gone
+    return byte == m.get()[0] ? 0 : 8;
+  });
+  EXPECT_EQ(status, 0) << "check " << status << " of the child failed (100 + errno: attach)";
+}
+
+// Unmapping memory ends its attributes, also when more unmaps come before
+// GMEM next looks at them than it can note at once. Here 64 separate
+// pages go, then the range with a NO_ACCESS hint, which is mapped again at
+// the same address before any hint or fault: the new memory must not be
+// denied to the device by the old hint.
+TEST_F(GmemTest, ManyUnmapsDoNotLeaveOldHintsOnNewMemory) {
+  constexpr int kHoles = 64;
+  Mapping others(2 * kHoles * kPage);
+  ASSERT_TRUE(others.get());
+  Mapping m(2 * kBlock);
+  ASSERT_TRUE(m.get());
+  uint8_t *r = AlignedBlock(m);
+  const int hnid = dev(0).hnid();
+  uint8_t byte = 0;
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(r), kBlock, HMADV_NO_ACCESS), 0);
+  ASSERT_EQ(dev(0).Read(r, 1, &byte), -EPERM) << "the hint did not take";
+  for (int i = 0; i < kHoles; i++) ASSERT_EQ(munmap(others.get() + 2 * i * kPage, kPage), 0);
+  ASSERT_EQ(munmap(r, kBlock), 0);
+  void *again = mmap(r, kBlock, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  ASSERT_EQ(again, static_cast<void *>(r)) << strerror(errno);
+  memset(r, 0x5a, kBlock);
+  EXPECT_EQ(dev(0).Read(r, 1, &byte), 0) << "the unmapped range's NO_ACCESS held for new memory";
+  EXPECT_EQ(byte, 0x5a);
+}
+
+// pin_limit holds for every page GMEM pins, not only for the hint's own
+// check: pages of a pinned range that a forced eviction took home are
+// pinned again when they come back, and concurrent pins each pass a check
+// made before either pinned. Here block A is pinned up to the limit, then
+// evicted, block B pinned in the room that left, and A touched again.
+TEST_F(GmemTest, PinLimitHoldsForPinnedPagesThatComeBack) {
+  const int hnid = dev(0).hnid();
+  const std::string path = "/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/pin_limit";
+  auto write = [&](const std::string &v) {
+    std::ofstream out(path);
+    out << v;
+    out.flush();
+    return out.good();
+  };
+  struct LimitBack {
+    std::function<bool(const std::string &)> write;
+    std::string total;
+    ~LimitBack() { write(total); }
+  } back{write, ReadSysfs(hnid, "total")};
+  Mapping m(3 * kBlock);
+  ASSERT_TRUE(m.get());
+  uint8_t *a = AlignedBlock(m), *b = a + kBlock;
+  Pattern(a, 2 * kBlock, 29);
+  const uint64_t want = Fnv(a, kBlock);
+  ASSERT_EQ(dev(0).Counters().pinned, 0u) << "pins left over by another case";
+  ASSERT_TRUE(write(std::to_string(kBlock)));
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(a), kBlock, HMADV_PIN), 0);
+  ASSERT_EQ(dev(0).Counters().pinned, kBlock);
+  uint64_t evicted = 0;
+  ASSERT_EQ(dev(0).EvictRange(0, dev(0).Counters().total, &evicted), 0);
+  ASSERT_EQ(dev(0).Counters().pinned, 0u) << "the forced eviction left pinned pages";
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(b), kBlock, HMADV_PIN), 0);
+  ASSERT_EQ(dev(0).Counters().pinned, kBlock);
+  EXPECT_EQ(dev(0).Checksum(a, kBlock), want);
+  EXPECT_LE(dev(0).Counters().pinned, kBlock) << "pinned past pin_limit";
+  EXPECT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(a), 2 * kBlock, HMADV_UNPIN), 0);
+  EXPECT_EQ(dev(0).Counters().pinned, 0u);
+}
+
 }  // namespace gmem_test
