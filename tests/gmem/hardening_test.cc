@@ -1153,4 +1153,32 @@ TEST_F(GmemTest, PinLimitHoldsForPinnedPagesThatComeBack) {
   EXPECT_EQ(dev(0).Counters().pinned, 0u);
 }
 
+// A pin belongs to the range it was given for. mremap() moves the pages
+// to an address no hint covers, and the old range's pin and charge go
+// with its unmap: the pages must then be evictable, not pinned with no
+// one holding the pin (done again and again, that would pin the whole
+// device for nothing).
+TEST_F(GmemTest, MremapOfPinnedMemoryLeavesNoOrphanedPins) {
+  const int hnid = dev(0).hnid();
+  Mapping src(2 * kBlock), dst(2 * kBlock);
+  ASSERT_TRUE(src.get() && dst.get());
+  uint8_t *a = AlignedBlock(src), *b = AlignedBlock(dst);
+  Pattern(a, kBlock, 41);
+  std::vector<uint8_t> want(a, a + kBlock);
+  ASSERT_EQ(dev(0).Counters().pinned, 0u) << "pins left over by another case";
+  const long vmpin = VmPinBytes();
+  ASSERT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(a), kBlock, HMADV_PIN), 0);
+  ASSERT_EQ(dev(0).Counters().pinned, kBlock);
+  void *moved = mremap(a, kBlock, kBlock, MREMAP_MAYMOVE | MREMAP_FIXED, b);
+  ASSERT_EQ(moved, static_cast<void *>(b)) << strerror(errno);
+  uint8_t byte = 0;
+  ASSERT_EQ(dev(0).Read(b, 1, &byte), 0);  // GMEM catches up with the unmap
+  EXPECT_EQ(VmPinBytes(), vmpin) << "the moved range is still charged";
+  EXPECT_EQ(dev(0).Counters().pinned, 0u) << "device pages pinned with no pin hint anywhere";
+  uint64_t freed = 0;
+  ASSERT_EQ(dev(0).Evict(dev(0).Counters().resident, &freed), 0);
+  EXPECT_GE(freed, kBlock) << "the moved pages could not be evicted";
+  EXPECT_EQ(memcmp(b, want.data(), kBlock), 0);
+}
+
 }  // namespace gmem_test
