@@ -1181,4 +1181,35 @@ TEST_F(GmemTest, MremapOfPinnedMemoryLeavesNoOrphanedPins) {
   EXPECT_EQ(memcmp(b, want.data(), kBlock), 0);
 }
 
+// Read-only copies are device memory like any other: when the device needs
+// room they go before data must be evicted or mapped from afar, and the
+// next read makes them again. Here device 1 holds copies of three blocks
+// and is then limited to what they take: a plain block it reads must
+// still come into its memory.
+TEST_F(GmemTest, ReadOnlyCopiesMakeRoomWhenTheDeviceIsFull) {
+  struct LimitBack {
+    Device &d;
+    uint64_t limit;
+    ~LimitBack() { d.SetLimit(limit); }
+  } limit_back{dev(1), dev(1).Counters().limit};
+  ReadMostlyBlock rm[3] = {ReadMostlyBlock(51), ReadMostlyBlock(52), ReadMostlyBlock(53)};
+  for (auto &r : rm) {
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(TakeThenDuplicate(dev(0), dev(1), r));
+  }
+  const tgm_counters copied = dev(1).Counters();
+  ASSERT_GE(copied.resident, 3 * kBlock) << "the copies are not in device 1's memory";
+  ASSERT_EQ(dev(1).SetLimit(copied.resident), 0);  // full with copies
+  Mapping m(2 * kBlock);
+  ASSERT_TRUE(m.get());
+  uint8_t *plain = AlignedBlock(m);
+  Pattern(plain, kBlock, 54);
+  EXPECT_EQ(dev(1).Checksum(plain, kBlock), Fnv(plain, kBlock));
+  const tgm_counters after = dev(1).Counters();
+  EXPECT_EQ(after.migrated_to - copied.migrated_to, kBlock / kPage) << "the block did not come in";
+  EXPECT_EQ(after.remote_mapped, copied.remote_mapped) << "mapped from afar while copies held the room";
+  EXPECT_LE(after.resident, copied.resident);
+  for (auto &r : rm) EXPECT_EQ(dev(1).Checksum(r.b, kBlock), Fnv(r.ref.data(), kBlock));
+}
+
 }  // namespace gmem_test

@@ -533,4 +533,55 @@ TEST_F(GmemTest, ThrashHistoryEndsWithTheMemory) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// Two processes keep ranges mapped on a device that cannot fault, more
+// than its memory holds together. Restoring one process's kept memory
+// must not evict the other's: that would stop the other device context,
+// whose restore would evict the first one's again, for ever.
+TEST_F(OversubTest, KeptRangesOfTwoProcessesSettle) {
+  ScopedTunable no_thrash("thrash_window_ms", 0);  // nothing to hide the ping-pong
+  ASSERT_EQ(no_thrash.result(), 0);
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_NO_FAULTS;
+  HazardScope hazards(dev(), hz);
+  ASSERT_EQ(hazards.status(), 0);
+  constexpr size_t kKept = 3 * kLimit / 4;  // two of them do not fit
+  int ready[2], done[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(done), 0);
+  pid_t child[2];
+  for (pid_t &pid : child) {
+    pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      Device d(0);
+      Mapping m(kKept);
+      char c = 1;
+      if (!d.ok() || d.Attach() != 0 || !m.get()) c = 0;
+      if (c) memset(m.get(), 7, kKept);
+      if (c && d.KeepMapped(m.addr(), kKept, true) != 0) c = 0;
+      if (write(ready[1], &c, 1) != 1) _exit(2);
+      if (read(done[0], &c, 1) != 1) _exit(3);
+      _exit(0);
+    }
+  }
+  char c = 0;
+  for (int i = 0; i < 2; i++) {
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    ASSERT_EQ(c, 1) << "a child could not keep its range mapped";
+  }
+  usleep(500 * 1000);  // the first restores
+  const uint64_t quiesced0 = dev().Counters().quiesced;
+  usleep(1000 * 1000);
+  const uint64_t quiesced1 = dev().Counters().quiesced;
+  const char bye[2] = {1, 1};
+  EXPECT_EQ(write(done[1], bye, 2), 2);
+  for (pid_t pid : child) {
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  }
+  for (int fd : {ready[0], ready[1], done[0], done[1]}) close(fd);
+  EXPECT_EQ(quiesced1 - quiesced0, 0u) << "the kept ranges kept stopping the device for each other";
+}
+
 }  // namespace
