@@ -1010,7 +1010,8 @@ TEST_F(GmemTest, FatalSignalEndsALongPrefetchAtTheNextBlock) {
 // Faults, migrations between the devices and back, read-mostly copies
 // (write-protect), fork (COW write-protect of host pages a device maps),
 // an eviction and munmap run every kind of update; the simulated device
-// counts the ones that came with the reserves open.
+// counts the pmap_enter() calls that came with the reserves open (only
+// those: reclaim itself rightly runs invalidations with PF_MEMALLOC).
 TEST_F(GmemTest, PageTableUpdatesNeverGetTheMemoryReserves) {
   auto total = [&](__u64 tgm_counters::*field) -> uint64_t { return dev(0).Counters().*field + dev(1).Counters().*field; };
   const uint64_t enter0 = total(&tgm_counters::pmap_enter), release0 = total(&tgm_counters::pmap_release),
