@@ -679,17 +679,26 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
   EXPECT_EQ(dev().KeepMapped(addr, 2 * kBlock, false), 0);
 }
 
+// Device 0 cannot fault (TGM_HAZARD_NO_FAULTS) while this lives.
+struct NoFaultDevice {
+  static tgm_hazards NoFaults() {
+    tgm_hazards hz = {};
+    hz.flags = TGM_HAZARD_NO_FAULTS;
+    return hz;
+  }
+  bool ok() const { return ctl.ok() && hazards.status() == 0; }
+
+  Device ctl{0};
+  HazardScope hazards{ctl, NoFaults()};
+};
+
 // Kept memory that the CPU cannot fault in either (a shared file mapping
 // past the end of its file, after ftruncate) is the device's problem, as
 // unreadable memory is: the restore skips it and lets the device run,
 // rather than retrying every 10 ms for ever with the device stopped.
 TEST_F(GmemTest, KeptMemoryCutFromItsFileDoesNotStopTheDevice) {
-  Device ctl(0);
-  ASSERT_TRUE(ctl.ok());
-  tgm_hazards hz = {};
-  hz.flags = TGM_HAZARD_NO_FAULTS;
-  HazardScope hazards(ctl, hz);
-  ASSERT_EQ(hazards.status(), 0);
+  NoFaultDevice nofault;
+  ASSERT_TRUE(nofault.ok());
   int fd = memfd_create("gmem-kept", MFD_CLOEXEC);
   ASSERT_GE(fd, 0) << strerror(errno);
   ASSERT_EQ(ftruncate(fd, 2 * kMiB), 0);
@@ -711,12 +720,8 @@ TEST_F(GmemTest, KeptMemoryCutFromItsFileDoesNotStopTheDevice) {
 // memory mapped at the same address later is not the device's, and CPU
 // changes to it must not stop the device.
 TEST_F(GmemTest, UnmappedKeptMemoryStopsTheDeviceNoMore) {
-  Device ctl(0);
-  ASSERT_TRUE(ctl.ok());
-  tgm_hazards hz = {};
-  hz.flags = TGM_HAZARD_NO_FAULTS;
-  HazardScope hazards(ctl, hz);
-  ASSERT_EQ(hazards.status(), 0);
+  NoFaultDevice nofault;
+  ASSERT_TRUE(nofault.ok());
   Mapping m(2 * kMiB);
   ASSERT_NE(m.get(), nullptr);
   memset(m.get(), 1, m.size());
