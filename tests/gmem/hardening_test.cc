@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -291,6 +290,14 @@ int InChild(Body body) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// Writes the device's sysfs pin_limit; false if the kernel refused it.
+bool WritePinLimit(int hnid, const std::string &value) {
+  std::ofstream out("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/pin_limit");
+  out << value;
+  out.flush();
+  return out.good();
+}
+
 // mm->pinned_vm of this process, in bytes ("VmPin" of /proc/self/status).
 long VmPinBytes() {
   std::ifstream in("/proc/self/status");
@@ -378,15 +385,9 @@ TEST_F(GmemTest, PinIsChargedAgainstRlimitMemlock) {
 // The administrator caps what processes may pin on a device.
 TEST_F(GmemTest, PinLimitCapsEveryProcess) {
   const int hnid = dev(0).hnid();
-  const std::string path = "/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/pin_limit";
   const std::string total = ReadSysfs(hnid, "total");
   ASSERT_EQ(ReadSysfs(hnid, "pin_limit"), total) << "the default is the whole device";
-  auto write = [&](const std::string &v) {
-    std::ofstream out(path);
-    out << v;
-    out.flush();
-    return out.good();
-  };
+  auto write = [&](const std::string &v) { return WritePinLimit(hnid, v); };
   ASSERT_TRUE(write(std::to_string(kMiB)));
   EXPECT_EQ(ReadSysfs(hnid, "pin_limit"), std::to_string(kMiB));
   Mapping m(kBlock);
@@ -1122,18 +1123,12 @@ TEST_F(GmemTest, ManyUnmapsDoNotLeaveOldHintsOnNewMemory) {
 // evicted, block B pinned in the room that left, and A touched again.
 TEST_F(GmemTest, PinLimitHoldsForPinnedPagesThatComeBack) {
   const int hnid = dev(0).hnid();
-  const std::string path = "/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/pin_limit";
-  auto write = [&](const std::string &v) {
-    std::ofstream out(path);
-    out << v;
-    out.flush();
-    return out.good();
-  };
+  auto write = [&](const std::string &v) { return WritePinLimit(hnid, v); };
   struct LimitBack {
-    std::function<bool(const std::string &)> write;
+    int hnid;
     std::string total;
-    ~LimitBack() { write(total); }
-  } back{write, ReadSysfs(hnid, "total")};
+    ~LimitBack() { WritePinLimit(hnid, total); }
+  } back{hnid, ReadSysfs(hnid, "total")};
   Mapping m(3 * kBlock);
   ASSERT_TRUE(m.get());
   uint8_t *a = AlignedBlock(m), *b = a + kBlock;
