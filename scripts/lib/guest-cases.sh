@@ -40,6 +40,11 @@ write_guest_cases() {
 	{
 		echo "# Written by scripts/check from the guest run in $dir."
 		emit_case guest.kernel-log-clean guest "$rig_log" splats "$dir/console.log"
+		# kmemleak's two scans at the end of the run (scripts/guest/init).
+		emit_case guest.kmemleak-clean guest sh -c \
+			'[ -s "$1" ] || { echo "no kmemleak scan result: the guest died first, or no CONFIG_DEBUG_KMEMLEAK"; exit 1; }
+			n=$(cat "$1"); echo "kmemleak: $n suspected leaks"; cat "$2" 2>/dev/null; [ "$n" = 0 ]' \
+			kmemleak "$dir/kmemleak-count" "$dir/kmemleak.log"
 
 		local tc outcome name
 		while read -r outcome tc; do
@@ -68,4 +73,16 @@ write_guest_cases() {
 		emit_case guest.hmm-tests.no-regression-vs-base hmm-tests \
 			"$rig_log" compare kselftest "$base_hmm" "$log"
 	} >"$out"
+}
+
+# write_checker_counts RUN_DIR OUT_JSON: what the kernel checkers counted in
+# one guest run, for the summary ("-" where a checker did not report).
+write_checker_counts() {
+	local dir=$1 out=$2 kasan leaks injected operations
+	kasan=$(grep -c 'BUG: KASAN' "$dir/console.log" 2>/dev/null || true)
+	leaks=$(cat "$dir/kmemleak-count" 2>/dev/null || echo '"-"')
+	read -r operations injected < <(sed -n 's/^\[ injected \] \([0-9]*\) operations, \([0-9]*\) failed cleanly$/\1 \2/p' \
+		"$dir/suites/gmem.log" 2>/dev/null | head -n 1)
+	printf '{"kasan": {"reports": %s}, "kmemleak": {"leaks": %s}, "faultinject": {"injected": %s, "operations": %s}}\n' \
+		"${kasan:-0}" "$leaks" "${injected:-\"-\"}" "${operations:-\"-\"}" >"$out"
 }

@@ -24,12 +24,22 @@ def outcome_of(case):
     return "passed"
 
 
+# What scripts/check counted in the guest run, one line per checker.
+CHECKER_LINES = (
+    ("kasan", "{reports} reports in the guest kernel log"),
+    ("kmemleak", "{leaks} suspected leaks after the guest run"),
+    ("faultinject", "{injected} injected allocation failures met cleanly in {operations} operations"),
+    ("trinity", "{syscalls} random system calls, {cases} runs"),
+)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", required=True)
     parser.add_argument("--kernel-version", default="")
     parser.add_argument("--patches", type=int, default=0)
     parser.add_argument("--build-seconds", type=int, default=0)
+    parser.add_argument("--checkers", help="JSON with what the kernel checkers counted")
     parser.add_argument("junit", nargs="+")
     args = parser.parse_args()
 
@@ -61,9 +71,19 @@ def main():
     failed = [t for s in suites.values() for t, r in s["tests"].items() if r == "failed"]
     for test in sorted(failed):
         print(f"FAILED: {test}")
+    checkers = {}
+    if args.checkers:
+        try:
+            with open(args.checkers) as f:
+                checkers = json.load(f)
+        except (OSError, ValueError) as err:
+            print(f"summary: cannot read {args.checkers}: {err}", file=sys.stderr)
+    for key, text in CHECKER_LINES:
+        if key in checkers:
+            print(f"{key:<12} {text.format(**checkers[key])}")
     print(f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
 
-    summary = {"suites": {n: suites[n] for n in names},
+    summary = {"suites": {n: suites[n] for n in names}, "checkers": checkers,
                "kernel": {"version": args.kernel_version, "patches": args.patches,
                           "build_seconds": args.build_seconds}}
     with open(args.json, "w") as out:

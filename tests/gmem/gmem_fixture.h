@@ -4,7 +4,9 @@
 #ifndef GMEM_TESTS_GMEM_GMEM_FIXTURE_H
 #define GMEM_TESTS_GMEM_GMEM_FIXTURE_H
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -106,6 +108,60 @@ inline void Pattern(uint8_t *p, size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   for (size_t i = 0; i < n; i++) p[i] = static_cast<uint8_t>(rng());
 }
+
+// fail_page_alloc or failslab, aimed at one task: the next `times` (-1: any
+// number of) allocations of that kind by a task that wrote 1 to
+// /proc/self/make-it-fail fail, each with `percent` probability. All knobs
+// go back to off when the scope ends, whatever the case did.
+class InjectedFailures {
+ public:
+  InjectedFailures(const char *kind, long times, int percent = 100)
+      : dir_(std::string("/sys/kernel/debug/") + kind + "/") {
+    available_ = access(Knob("times").c_str(), W_OK) == 0;
+    if (!available_) return;
+    const bool pages = std::string(kind) == "fail_page_alloc";
+    ok_ = Set("task-filter", "Y") && Set("ignore-gfp-wait", "N") &&
+          (!pages || (Set("ignore-gfp-highmem", "N") && Set("min-order", "0"))) && Set("verbose", "0") &&
+          Set("interval", "1") && Set("space", "0") && Set("times", std::to_string(times)) &&
+          Set("probability", std::to_string(percent));
+  }
+  ~InjectedFailures() {
+    if (!available_) return;
+    Set("probability", "0");
+    Set("times", "1");
+  }
+  bool available() const { return available_; }
+  bool ok() const { return ok_; }
+  long left() const {
+    std::ifstream in(Knob("times"));
+    long v = -1;
+    in >> v;
+    return v;
+  }
+  // In the calling task: from now on its allocations may fail.
+  static bool Target(bool on) {
+    int fd = open("/proc/self/make-it-fail", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = Target(fd, on);
+    close(fd);
+    return ok;
+  }
+  // The same through a file opened before: with failslab the open itself
+  // fails while the task is a target, so switching it off needs this.
+  static bool Target(int make_it_fail_fd, bool on) { return write(make_it_fail_fd, on ? "1" : "0", 1) == 1; }
+
+ private:
+  std::string Knob(const char *name) const { return dir_ + name; }
+  bool Set(const char *name, const std::string &value) {
+    std::ofstream out(Knob(name));
+    out << value << "\n";
+    out.flush();
+    return static_cast<bool>(out);
+  }
+  std::string dir_;
+  bool available_ = false;
+  bool ok_ = false;
+};
 
 class GmemTest : public ::testing::Test {
  protected:

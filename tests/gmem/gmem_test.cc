@@ -27,6 +27,7 @@
 
 #include "gmem_device.h"
 #include "gmem_fixture.h"
+#include "model_stress.h"
 
 namespace {
 
@@ -1239,90 +1240,12 @@ TEST(GmemSyscall, RandomizedArguments) {
   EXPECT_EQ(d0.Fill(reinterpret_cast<void *>(lo), 4 * kPage, 1), 0);
 }
 
-// Threads share the address space, both devices, the mmap lock, the
-// notifier and the attribute tree, each on its own 2 MiB block. Threads
-// that ping-pong one block between two devices are thrashing, which needs
-// GMEM's thrash control; that is tested with oversubscription.
+// Threads ping-pong blocks between two devices only in the oversubscription
+// suite: that is thrashing, which needs GMEM's thrash control.
 TEST_F(GmemTest, MultiThreadedStressMatchesModel) {
-  const int threads = 4;
-  const size_t slice = 2 << 20;  // one migration block per thread
-  Mapping mapping((threads + 1) * slice);
-  ASSERT_NE(mapping.get(), nullptr);
-  uint8_t *blocks = reinterpret_cast<uint8_t *>((mapping.addr() + slice - 1) & ~(slice - 1));
-  struct {
-    uint8_t *get() const { return p; }
-    uint8_t *p;
-  } m{blocks};
-  memset(m.get(), 0, threads * slice);
-  std::atomic<int> failures{0};
-  std::mutex report_lock;
-  std::vector<std::string> reports;
-  std::vector<std::thread> workers;
-  for (int t = 0; t < threads; t++) {
-    workers.emplace_back([&, t] {
-      uint8_t *base = m.get() + t * slice;
-      std::vector<uint8_t> model(slice, 0);
-      std::mt19937 rng(1234 + t);
-      // Every failure says which operation, where and why.
-      auto fail = [&](const char *op, size_t off, size_t len, int err) {
-        failures++;
-        std::lock_guard<std::mutex> guard(report_lock);
-        reports.push_back("thread " + std::to_string(t) + ": " + op + " at +" +
-                          std::to_string(off) + " len " + std::to_string(len) +
-                          (err ? std::string(": ") + strerror(err) : std::string(": data mismatch")));
-      };
-      for (int it = 0; it < 600 && !failures; it++) {
-        size_t off = (rng() % (slice / 4)) * 4;
-        size_t len = std::min<size_t>(slice - off, 4 * (1 + rng() % 4096));
-        Device &d = *dev_[rng() % 2];
-        switch (rng() % 7) {
-          case 0: {
-            uint8_t v = rng();
-            memset(base + off, v, len);
-            memset(model.data() + off, v, len);
-            break;
-          }
-          case 1: {
-            uint8_t v = rng();
-            if (int err = d.Fill(base + off, len, v)) fail("device fill", off, len, err);
-            memset(model.data() + off, v, len);
-            break;
-          }
-          case 2: {
-            uint32_t v = rng();
-            if (int err = d.Add(base + off, len, v)) fail("device add", off, len, err);
-            gmem::AddToWords(model.data() + off, len, v);
-            break;
-          }
-          case 3: {
-            int err = 0;
-            if (d.Checksum(base + off, len, &err) != Fnv(model.data() + off, len) || err)
-              fail("device checksum", off, len, err);
-            break;
-          }
-          case 4:
-            if (memcmp(base + off, model.data() + off, len)) fail("cpu compare", off, len, 0);
-            break;
-          case 5: {
-            int hnid = rng() % 3 == 0 ? 0 : d.hnid();
-            uintptr_t s = reinterpret_cast<uintptr_t>(base) + (off & ~(kPage - 1));
-            if (Hmadvise(hnid, s, kPage, HMADV_PREFETCH)) fail("hmadvise prefetch", off, kPage, errno);
-            break;
-          }
-          default: {
-            std::vector<uint8_t> out(len);
-            int err = d.Read(base + off, len, out.data());
-            if (err || memcmp(out.data(), model.data() + off, len)) fail("device read", off, len, err);
-            break;
-          }
-        }
-      }
-      if (memcmp(base, model.data(), slice)) fail("final cpu compare", 0, slice, 0);
-    });
-  }
-  for (auto &w : workers) w.join();
-  EXPECT_EQ(failures.load(), 0);
-  for (const auto &report : reports) ADD_FAILURE() << report;
+  StressResult r = RunModelStress(dev(0), dev(1), StressOptions{});
+  for (const auto &failure : r.failures) ADD_FAILURE() << failure;
+  EXPECT_EQ(r.operations, 4 * 600);
 }
 
 }  // namespace

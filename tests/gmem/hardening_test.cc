@@ -258,8 +258,27 @@ TEST_F(GmemTest, HazardsRejectBadSettings) {
   h.pad = 1;
   EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "pad set";
   h = {};
-  h.reserved[1] = 1;
-  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "reserved field set";
+  h.flags = TGM_HAZARD_ASYNC_COPY;
+  h.async_delay_us = 100001;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "copy job delay too long";
+  h = {};
+  h.flags = TGM_HAZARD_EVICT;
+  h.evict_interval_us = 1000;
+  h.evict_pages = 16;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "device 0 leaves its memory to GMEM: nobody else uses it";
+  h.evict_interval_us = 999;
+  EXPECT_EQ(dev(1).SetHazards(h), -EINVAL) << "eviction interval too short";
+  h.evict_interval_us = 1000;
+  h.evict_pages = 0;
+  EXPECT_EQ(dev(1).SetHazards(h), -EINVAL) << "evicting no pages";
+  h.evict_pages = 513;
+  EXPECT_EQ(dev(1).SetHazards(h), -EINVAL) << "evicting too many pages at once";
+  h = {};
+  h.flags = TGM_HAZARD_LATE_FAULTS;
+  h.late_interval_us = 99;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "late faults too often";
+  h.late_interval_us = 1000001;
+  EXPECT_EQ(dev(0).SetHazards(h), -EINVAL) << "late faults too rare";
   h = {};
   h.flags = TGM_HAZARD_SLOW_MAP;
   h.map_delay_us = 250;
@@ -705,58 +724,6 @@ TEST_F(GmemTest, EvictRangeEmptiesPinnedCopiedAndBusyPages) {
   EXPECT_EQ(memcmp(rm.b, rm.ref.data(), kBlock), 0);
   EXPECT_EQ(Hmadvise(hnid, reinterpret_cast<uintptr_t>(pinned), kBlock, HMADV_UNPIN), 0);
 }
-
-// fail_page_alloc or failslab, aimed at one task: the next `times`
-// allocations of that kind by a task that wrote 1 to /proc/self/make-it-fail
-// fail. All knobs go back to off when the scope ends, whatever the case did.
-class InjectedFailures {
- public:
-  InjectedFailures(const char *kind, long times) : dir_(std::string("/sys/kernel/debug/") + kind + "/") {
-    available_ = access(Knob("times").c_str(), W_OK) == 0;
-    if (!available_) return;
-    const bool pages = std::string(kind) == "fail_page_alloc";
-    ok_ = Set("task-filter", "Y") && Set("ignore-gfp-wait", "N") &&
-          (!pages || (Set("ignore-gfp-highmem", "N") && Set("min-order", "0"))) && Set("verbose", "0") &&
-          Set("interval", "1") && Set("space", "0") && Set("times", std::to_string(times)) &&
-          Set("probability", "100");
-  }
-  ~InjectedFailures() {
-    if (!available_) return;
-    Set("probability", "0");
-    Set("times", "1");
-  }
-  bool available() const { return available_; }
-  bool ok() const { return ok_; }
-  long left() const {
-    std::ifstream in(Knob("times"));
-    long v = -1;
-    in >> v;
-    return v;
-  }
-  // In the calling task: from now on its allocations may fail.
-  static bool Target(bool on) {
-    int fd = open("/proc/self/make-it-fail", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = Target(fd, on);
-    close(fd);
-    return ok;
-  }
-  // The same through a file opened before: with failslab the open itself
-  // fails while the task is a target, so switching it off needs this.
-  static bool Target(int make_it_fail_fd, bool on) { return write(make_it_fail_fd, on ? "1" : "0", 1) == 1; }
-
- private:
-  std::string Knob(const char *name) const { return dir_ + name; }
-  bool Set(const char *name, const std::string &value) {
-    std::ofstream out(Knob(name));
-    out << value << "\n";
-    out.flush();
-    return static_cast<bool>(out);
-  }
-  std::string dir_;
-  bool available_ = false;
-  bool ok_ = false;
-};
 
 // A CPU touch of data on a device while host memory runs out: the page
 // that would take the data cannot be allocated. That is an out-of-memory

@@ -85,7 +85,7 @@ std::vector<Splat> FindSplats(const std::vector<std::string> &lines) {
       R"(suspicious RCU usage|DEBUG_LOCKS_WARN_ON|lockdep is turned off|)"
       R"(list_add corruption|list_del corruption|page dumped because|)"
       R"(VM_BUG_ON|UBSAN:|KASAN:|KFENCE:|detected stall|)"
-      R"(blocked for more than|^\s*not ok \d+ )")};
+      R"(blocked for more than|new suspected memory leak|^\s*not ok \d+ )")};
   std::vector<size_t> hits;
   for (size_t i = 0; i < lines.size(); ++i) {
     const std::string text = StripPrintkPrefix(lines[i]);

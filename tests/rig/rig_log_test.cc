@@ -56,6 +56,8 @@ TEST(FindSplats, CatchesBugsPanicsAndCorruption) {
         "[ 2.0] page dumped because: VM_BUG_ON_PAGE(PageLRU(page))",
         "[ 2.0] WARNING: suspicious RCU usage",
         "[ 2.0] INFO: task kworker:12 blocked for more than 120 seconds.",
+        "[ 2.0] BUG: KASAN: slab-use-after-free in gm_dev_fault+0x1c/0x90",
+        "[ 2.0] kmemleak: 3 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
         "[ 2.0]     not ok 3 gmem_attr_split"}) {
     EXPECT_EQ(FindSplats(Lines(line)).size(), 1u) << line;
   }
