@@ -78,11 +78,13 @@ write_guest_cases() {
 # write_checker_counts RUN_DIR OUT_JSON: what the kernel checkers counted in
 # one guest run, for the summary ("-" where a checker did not report).
 write_checker_counts() {
-	local dir=$1 out=$2 kasan leaks injected operations
+	local dir=$1 out=$2 kasan leaks injected operations syscalls seconds
 	kasan=$(grep -c 'BUG: KASAN' "$dir/console.log" 2>/dev/null || true)
 	leaks=$(cat "$dir/kmemleak-count" 2>/dev/null || echo '"-"')
 	read -r operations injected < <(sed -n 's/^\[ injected \] \([0-9]*\) operations, \([0-9]*\) failed cleanly$/\1 \2/p' \
 		"$dir/suites/gmem.log" 2>/dev/null | head -n 1)
-	printf '{"kasan": {"reports": %s}, "kmemleak": {"leaks": %s}, "faultinject": {"injected": %s, "operations": %s}}\n' \
-		"${kasan:-0}" "$leaks" "${injected:-\"-\"}" "${operations:-\"-\"}" >"$out"
+	read -r syscalls seconds < <(sed -n 's/^\[ trinity  \] \([0-9]*\) system calls in \([0-9]*\) s;.*/\1 \2/p' \
+		"$dir/suites/fuzz.log" 2>/dev/null | head -n 1)
+	printf '{"kasan": {"reports": %s}, "kmemleak": {"leaks": %s}, "faultinject": {"injected": %s, "operations": %s}, "trinity": {"syscalls": %s, "seconds": %s}}\n' \
+		"${kasan:-0}" "$leaks" "${injected:-\"-\"}" "${operations:-\"-\"}" "${syscalls:-\"-\"}" "${seconds:-\"-\"}" >"$out"
 }

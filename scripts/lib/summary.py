@@ -29,7 +29,7 @@ CHECKER_LINES = (
     ("kasan", "{reports} reports in the guest kernel log"),
     ("kmemleak", "{leaks} suspected leaks after the guest run"),
     ("faultinject", "{injected} injected allocation failures met cleanly in {operations} operations"),
-    ("trinity", "{syscalls} random system calls, {cases} runs"),
+    ("trinity", "{syscalls} fuzzed system calls in {seconds} s beside the device stress"),
 )
 
 

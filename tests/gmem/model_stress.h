@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <string>
@@ -35,6 +36,9 @@ struct StressOptions {
   // Every device operation and hint runs with this thread a target of the
   // fault injection (/proc/thread-self/make-it-fail); CPU accesses do not.
   bool inject = false;
+  // Optional: each thread stops once this says no, after min_iterations.
+  std::function<bool()> keep_going;
+  int min_iterations = 0;
 };
 
 struct StressResult {
@@ -124,7 +128,11 @@ inline StressResult RunModelStress(Device &d0, Device &d1, const StressOptions &
         fail(op, off, len, err);
         return false;
       };
-      for (int it = 0; it < opt.iterations && !failures && std::chrono::steady_clock::now() < deadline; it++) {
+      auto more = [&](int it) {
+        return it < opt.iterations && !failures && std::chrono::steady_clock::now() < deadline &&
+               (it < opt.min_iterations || !opt.keep_going || opt.keep_going());
+      };
+      for (int it = 0; more(it); it++) {
         operations++;
         size_t off = (rng() % (slice / 4)) * 4;
         size_t len = std::min<size_t>(slice - off, 4 * (1 + rng() % 4096));
