@@ -180,7 +180,8 @@ class Device {
   }
   int GetHazards(tgm_hazards *out) { return Ioctl(TGM_IOC_GET_HAZARDS, out); }
   // Hot-unplug the device as its driver's remove would, and plug it in
-  // again (a new GMEM device). Any open file of the device can do both.
+  // again (a new GMEM device). Any open file of the device can do both,
+  // with CAP_SYS_ADMIN.
   int Unplug() { return Ioctl(TGM_IOC_UNPLUG, nullptr); }
   int Plug() { return Ioctl(TGM_IOC_PLUG, nullptr); }
   // Driver-requested eviction: `freed` receives the bytes GMEM evicted.

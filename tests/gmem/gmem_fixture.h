@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,6 +50,18 @@ class Device : public gmem::Device {
   }
   int hnid() { return static_cast<int>(Counters().hnid); }
 };
+
+// Runs `body` in a child process and returns its exit status (0: passed);
+// gtest assertions do not cross fork(), so the body returns a code that
+// names the failed check.
+template <typename Body>
+int InChild(Body body) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(body());
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 // Hazards of a device for one case: set on construction, all off again at
 // the end (they outlive the process otherwise).

@@ -297,18 +297,6 @@ TEST_F(GmemTest, HazardsRejectBadSettings) {
   ASSERT_EQ(dev(0).SetHazards(tgm_hazards{}), 0);
 }
 
-// Runs `body` in a child process and returns its exit status (0: passed);
-// gtest assertions do not cross fork(), so the body returns a code that
-// names the failed check.
-template <typename Body>
-int InChild(Body body) {
-  pid_t pid = fork();
-  if (pid == 0) _exit(body());
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // Writes the device's sysfs pin_limit; false if the kernel refused it.
 bool WritePinLimit(int hnid, const std::string &value) {
   std::ofstream out("/sys/kernel/mm/gmem/nodes/node" + std::to_string(hnid) + "/pin_limit");

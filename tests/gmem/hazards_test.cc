@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstdint>
@@ -186,6 +187,110 @@ TEST_F(GmemTest, LateFaultsOnMemoryThatChangedAreDropped) {
   const uint64_t dropped = after0.late_dropped - before0.late_dropped + after1.late_dropped - before1.late_dropped;
   EXPECT_GT(dropped, 0u) << "no late fault met a hole or read-only memory (" << served << " served)";
   EXPECT_GT(served, 0u) << "no late fault met memory it could map";
+}
+
+// Read-mostly copies are made again over the copies a device already has
+// (a late fault on a duplicated block, or two engines faulting it at
+// once): the device may keep reading an old copy through its cached
+// translation until the invalidation that follows, since GMEM frees the
+// old copy only after it. Reads from several engines must never count as
+// stale. (With the TLB's keep rule comparing access only, not pages, the
+// replaced copies counted as stale and the reads failed with EIO.)
+TEST_F(GmemTest, ReplacedCopiesStayReadableUntilTheirInvalidation) {
+  tgm_hazards hz = LateFaults(100);
+  hz.flags |= TGM_HAZARD_TLB;
+  HazardScope h0(dev(0), hz);
+  ASSERT_EQ(h0.status(), 0);
+  const size_t len = 2 * kBlock;
+  Mapping m(len + kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = BlockAligned(m);
+  Pattern(b, len, 21);
+  std::vector<uint8_t> want(b, b + len);
+  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(b), len, HMADV_READ_MOSTLY), 0);
+  ASSERT_EQ(dev(1).Add(b, len, 2), 0);
+  gmem::AddToWords(want.data(), len, 2);
+  const uint64_t hash = Fnv(want.data(), len);
+  const tgm_counters before = dev(0).Counters();
+  std::atomic<int> failures{0}, first_err{0};
+  auto reader = [&] {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+    while (std::chrono::steady_clock::now() < end) {
+      int err = 0;
+      if (dev(0).Checksum(b, len, &err) != hash || err) {
+        if (!failures++) first_err = err;
+      }
+    }
+  };
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 3; i++) readers.emplace_back(reader);
+  // Copies dropped now and then (a CPU write), so that faults come again.
+  for (int i = 0; i < 30; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    b[kPage * i] = want[kPage * i];
+  }
+  for (auto &t : readers) t.join();
+  const tgm_counters after = dev(0).Counters();
+  EXPECT_EQ(failures.load(), 0) << "first error " << first_err.load();
+  EXPECT_EQ(after.tlb_stale - before.tlb_stale, 0u);
+  EXPECT_GT(after.duplicated, before.duplicated) << "device 0 never read through copies";
+  EXPECT_GT(after.late_served, before.late_served) << "no late fault came back";
+}
+
+// Hazard settings from several threads at once, while the other user runs
+// and a writer checks every byte: the device ends with the settings the
+// last call made, and its other user runs when they say so. (Unserialized,
+// a worker queued by one call was cancelled by another, or poisoned pages
+// GMEM had been handed again.)
+TEST_F(GmemTest, HazardSettingsFromManyThreadsAgree) {
+  const size_t len = 8 * kMiB;
+  Mapping m(len + kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *b = BlockAligned(m);
+  Pattern(b, len, 31);
+  std::vector<uint8_t> want(b, b + len);
+  std::atomic<bool> stop{false};
+  auto toggler = [&](int seed) {
+    for (int i = 0; !stop; i++)
+      dev(1).SetHazards((i + seed) % 2 ? OtherUser(1000, 128) : tgm_hazards{});
+  };
+  std::thread t1(toggler, 0), t2(toggler, 1);
+  for (int round = 0; round < 20; round++) {
+    ASSERT_EQ(dev(1).Add(b, len, 1), 0) << "round " << round;
+    gmem::AddToWords(want.data(), len, 1);
+    ASSERT_EQ(dev(1).Checksum(b, len), Fnv(want.data(), len)) << "round " << round;
+  }
+  stop = true;
+  t1.join();
+  t2.join();
+  EXPECT_EQ(memcmp(b, want.data(), len), 0);
+  HazardScope h1(dev(1), OtherUser(1000, 128));
+  ASSERT_EQ(h1.status(), 0);
+  const uint64_t taken = dev(1).Counters().evict_taken;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GT(dev(1).Counters().evict_taken, taken) << "the other user is on but never runs";
+}
+
+// Hazards and unplugging disturb every user of a device: a process
+// without CAP_SYS_ADMIN may read the settings but not change them, nor
+// unplug the device (trinity runs as such a user).
+TEST_F(GmemTest, HazardsAndUnplugNeedCapSysAdmin) {
+  int status = InChild([&] {
+    Device d(1);
+    if (!d.ok()) return 1;
+    if (setgid(65534) != 0 || setuid(65534) != 0) return 2;
+    tgm_hazards hz = {};
+    if (d.GetHazards(&hz) != 0) return 7;
+    if (d.SetHazards(OtherUser(1000, 128)) != -EPERM) return 3;
+    if (d.SetHazards(tgm_hazards{}) != -EPERM) return 4;
+    if (d.Unplug() != -EPERM) return 5;
+    if (d.Plug() != -EPERM) return 6;
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "check " << status << " of the unprivileged child failed";
+  tgm_hazards now = {};
+  ASSERT_EQ(dev(1).GetHazards(&now), 0);
+  EXPECT_EQ(now.flags, 0u) << "an unprivileged call changed the hazards";
 }
 
 // The hazards of a device that faults, all at once on both devices (the
