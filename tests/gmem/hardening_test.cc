@@ -959,6 +959,63 @@ TEST_F(GmemTest, FatalSignalEndsALongPrefetchAtTheNextBlock) {
                                    << " s of a " << whole << " s prefetch";
 }
 
+// Hints on one range must not send back device faults on another. A fault
+// that read the attributes before a change anywhere in the process looked
+// again, and after eight such changes gave up with EBUSY, which a GPU
+// driver turns into a fatal fault. Here every fault takes 20 ms between its
+// look at the attributes and its PTEs (slow page table updates), while
+// another thread keeps changing an unrelated range of the same process for
+// both devices: no-access on and off, and the drivers' bits.
+TEST_F(GmemTest, HintsElsewhereDoNotSendDeviceFaultsBack) {
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_SLOW_MAP;
+  hz.map_delay_us = 20000;
+  HazardScope slow0(dev(0), hz), slow1(dev(1), hz);
+  ASSERT_EQ(slow0.status(), 0);
+  ASSERT_EQ(slow1.status(), 0);
+  constexpr int kBlocks = 4;
+  Mapping m((kBlocks + 1) * kBlock), elsewhere(16 * kPage);
+  ASSERT_TRUE(m.get());
+  ASSERT_TRUE(elsewhere.get());
+  uint8_t *blocks = AlignedBlock(m);
+  Pattern(blocks, kBlocks * kBlock, 97);
+  // One block is mapped in place and one duplicated: each path checks.
+  ASSERT_EQ(Hmadvise(dev(0).hnid(), reinterpret_cast<uintptr_t>(blocks + kBlock), kBlock, HMADV_ACCESSED_BY), 0);
+  ASSERT_EQ(Hmadvise(0, reinterpret_cast<uintptr_t>(blocks + 2 * kBlock), kBlock, HMADV_READ_MOSTLY), 0);
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> changes{0}, refused{0};
+  std::thread hinter([&] {
+    for (unsigned i = 0; !stop.load(); i++) {
+      Device &d = dev(i % 2);
+      const uintptr_t page = elsewhere.addr() + (i / 2 % 16) * kPage;
+      const bool on = i / 4 % 2;
+      long ret = i / 8 % 2 ? Hmadvise(d.hnid(), page, kPage, on ? HMADV_NO_ACCESS : HMADV_UNSET_NO_ACCESS)
+                           : d.RangeBits(page, kPage, 0x1, on, 0, 0);
+      (ret ? refused : changes)++;
+    }
+  });
+  const long changes_before = changes.load();
+  std::vector<std::string> errors;
+  for (int b = 0; b < kBlocks; b++) {
+    uint8_t *block = blocks + b * kBlock;
+    const uint64_t want = Fnv(block, kBlock);
+    for (int d = 0; d < 2; d++) {
+      int err = 0;
+      const uint64_t sum = dev(d).Checksum(block, kBlock, &err);
+      if (err || sum != want)
+        errors.push_back("block " + std::to_string(b) + " on device " + std::to_string(d) + ": " +
+                         (err ? strerror(-err) : "wrong checksum"));
+    }
+  }
+  const long changed = changes.load() - changes_before;
+  stop = true;
+  hinter.join();
+  for (const auto &e : errors) ADD_FAILURE() << e;
+  EXPECT_EQ(refused.load(), 0) << "hints or driver-bit changes refused";
+  EXPECT_GT(changed, 100) << "the changes elsewhere did not run alongside the faults";
+}
+
 }  // namespace
 // Device page table updates run under GMEM's mapping lock, which reclaim
 // can need, so they may not reclaim; they must not get the memory reserves
