@@ -105,8 +105,11 @@ long RandomHints(std::atomic<bool> *stop, int hnid0, int hnid1) {
   std::mt19937 rng(77);
   long calls = 0;
   while (!stop->load()) {
-    uintptr_t start = m.addr() + (rng() % pages) * kPage;
-    size_t len = (1 + rng() % 16) * kPage;
+    const size_t first = rng() % pages;
+    // Never past the region: the next mapping may be the stress's, and a
+    // hint there (DONTNEED discards, NO_ACCESS refuses) would break it.
+    const size_t len = std::min<size_t>(1 + rng() % 16, pages - first) * kPage;
+    const uintptr_t start = m.addr() + first * kPage;
     Hmadvise(hnids[rng() % 5], start, len, behaviors[rng() % 13]);
     if (rng() % 8 == 0) memset(reinterpret_cast<void *>(m.addr() + (rng() % 40) * kPage), 1, kPage);
     calls++;

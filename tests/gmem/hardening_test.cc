@@ -959,6 +959,60 @@ TEST_F(GmemTest, FatalSignalEndsALongPrefetchAtTheNextBlock) {
                                    << " s of a " << whole << " s prefetch";
 }
 
+// A device whose faults ask for the whole block, as a GPU driver's do (a
+// retry fault costs the GPU microseconds), gets memory it maps in place
+// faulted in and mapped a block at a time. HMM faults in a hole from the
+// faulting page to the end of the range, so a device reading upwards
+// takes two faults per block either way; one reading downwards, as a
+// GPU's waves may, took a fault per page (stock amdkfd faulted in whole
+// ranges). The CPU writes the first page, so the block is no hole; no
+// THP, which would fault in the whole block at that write.
+TEST_F(GmemTest, BlockFaultsMapAWholeBlockInPlace) {
+  Mapping m(3 * kBlock);
+  ASSERT_TRUE(m.get());
+  ASSERT_EQ(madvise(m.get(), m.size(), MADV_NOHUGEPAGE), 0);
+  uint8_t *per_page = AlignedBlock(m), *per_block = per_page + kBlock;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(per_page);
+  ASSERT_EQ(Hmadvise(dev(0).hnid(), start, 2 * kBlock, HMADV_ACCESSED_BY), 0);
+  per_page[0] = per_block[0] = 0x5a;
+  const tgm_counters before = dev(0).Counters();
+  // Every page from the last down; the faults of all the reads.
+  auto read_down = [&](uint8_t *block, uint64_t *faults) {
+    *faults = 0;
+    for (size_t page = kBlock / kPage; page-- > 0;) {
+      uint64_t hash = 0, f = 0;
+      int err = dev(0).gmem::Device::Checksum(block + page * kPage, kPage, &hash, &f);
+      if (err) return err;
+      *faults += f;
+    }
+    return 0;
+  };
+  uint64_t faults = 0;
+  ASSERT_EQ(read_down(per_page, &faults), 0);
+  EXPECT_GE(faults, kBlock / kPage - 1) << "without block faults, one per page";
+  const uint64_t per_page_faults = faults;
+
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_BLOCK_FAULTS;
+  HazardScope block(dev(0), hz);
+  ASSERT_EQ(block.status(), 0);
+  ASSERT_EQ(read_down(per_block, &faults), 0);
+  EXPECT_EQ(faults, 1u) << "the first fault maps the whole block";
+  std::printf("[ block    ] a block read downwards: %llu faults, %llu with block faults\n",
+              static_cast<unsigned long long>(per_page_faults), static_cast<unsigned long long>(faults));
+  std::vector<uint8_t> want(kBlock, 0);
+  want[0] = 0x5a;
+  EXPECT_EQ(dev(0).Checksum(per_block, kBlock), Fnv(want.data(), kBlock));
+  // A write faults once more: the zero pages become the process's own.
+  ASSERT_EQ(dev(0).gmem::Device::Fill(per_block, kBlock, 0x3c, &faults), 0);
+  EXPECT_EQ(faults, 1u);
+  size_t differ = 0;
+  for (size_t i = 0; i < kBlock; i++) differ += per_block[i] != 0x3c;
+  EXPECT_EQ(differ, 0u) << "the device's writes are not in host memory";
+  const tgm_counters after = dev(0).Counters();
+  EXPECT_EQ(after.migrated_to, before.migrated_to) << "accessed-by memory moved";
+}
+
 // Hints on one range must not send back device faults on another. A fault
 // that read the attributes before a change anywhere in the process looked
 // again, and after eight such changes gave up with EBUSY, which a GPU
