@@ -32,6 +32,13 @@ namespace {
 constexpr size_t kBlock = 2 * kMiB;
 constexpr uint8_t kOtherProcessByte = 0x5b;
 
+// The same hazards on both devices for the scope of a case.
+struct HazardsOnBoth {
+  HazardsOnBoth(Device &a, Device &b, const tgm_hazards &h) : first(a, h), second(b, h) {}
+  bool ok() const { return first.status() == 0 && second.status() == 0; }
+  HazardScope first, second;
+};
+
 // The 2 MiB-aligned block inside a mapping of two blocks.
 uint8_t *AlignedBlock(const Mapping &m) {
   return reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
@@ -788,9 +795,8 @@ TEST_F(GmemTest, ChurnInAnotherSpanRestartsNoFaultAndNoDuplication) {
   tgm_hazards hz = {};
   hz.flags = TGM_HAZARD_SLOW_COPY;
   hz.copy_delay_us = 20000;
-  HazardScope slow0(dev(0), hz), slow1(dev(1), hz);
-  ASSERT_EQ(slow0.status(), 0);
-  ASSERT_EQ(slow1.status(), 0);
+  HazardsOnBoth slow(dev(0), dev(1), hz);
+  ASSERT_TRUE(slow.ok());
   EXPECT_FALSE(ReadSysfs(dev(0).hnid(), "map_retries").empty()) << "no map_retries in sysfs";
   Mapping m(4 * kSpan);
   ASSERT_TRUE(m.get());
@@ -1024,9 +1030,8 @@ TEST_F(GmemTest, HintsElsewhereDoNotSendDeviceFaultsBack) {
   tgm_hazards hz = {};
   hz.flags = TGM_HAZARD_SLOW_MAP;
   hz.map_delay_us = 20000;
-  HazardScope slow0(dev(0), hz), slow1(dev(1), hz);
-  ASSERT_EQ(slow0.status(), 0);
-  ASSERT_EQ(slow1.status(), 0);
+  HazardsOnBoth slow(dev(0), dev(1), hz);
+  ASSERT_TRUE(slow.ok());
   constexpr int kBlocks = 4;
   Mapping m((kBlocks + 1) * kBlock), elsewhere(16 * kPage);
   ASSERT_TRUE(m.get());
