@@ -145,11 +145,12 @@ class Device {
   }
 
   // Maps [addr, addr + len) without device faults (gm_as_map_range()).
-  int MapRange(uintptr_t addr, size_t len, bool write) {
+  int MapRange(uintptr_t addr, size_t len, bool write, uint32_t flags = 0) {
     tgm_map_range m = {};
     m.addr = addr;
     m.len = len;
     m.write = write;
+    m.flags = flags;
     return Ioctl(TGM_IOC_MAP_RANGE, &m);
   }
   int Ranges(uintptr_t addr, size_t len, std::vector<tgm_range> *out, uint32_t max = 64) {

@@ -76,6 +76,17 @@ class HazardScope {
   int set_;
 };
 
+// The device memory limit of a device for one case, given back at the end.
+class LimitScope {
+ public:
+  explicit LimitScope(Device &dev) : dev_(dev), limit_(dev.Counters().limit) {}
+  ~LimitScope() { dev_.SetLimit(limit_); }
+
+ private:
+  Device &dev_;
+  uint64_t limit_;
+};
+
 // A figure of /proc/meminfo in KiB, by its key ("Slab:"); -1 if absent.
 inline long MeminfoKiB(const std::string &wanted) {
   std::ifstream meminfo("/proc/meminfo");

@@ -640,11 +640,7 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
   constexpr size_t kBlock = 2 * kMiB;
   Device ctl(0);
   ASSERT_TRUE(ctl.ok());
-  struct LimitBack {
-    Device &d;
-    uint64_t limit;
-    ~LimitBack() { d.SetLimit(limit); }
-  } limit_back{ctl, dev().Counters().limit};
+  LimitScope limit_back(ctl);
   tgm_hazards hz = {};
   hz.flags = TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB;
   HazardScope hazards(ctl, hz);
@@ -678,6 +674,92 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
   EXPECT_EQ(after.tlb_stale, before.tlb_stale);
   EXPECT_LE(after.resident, kBlock);
   EXPECT_EQ(dev().KeepMapped(addr, 2 * kBlock, false), 0);
+}
+
+// A CPU change of one kept page is restored alone: the other kept ranges
+// keep their PTEs and are not mapped again (amdkfd with XNACK off restores
+// on every invalidation of a process, so a pass over every kept range is
+// paid per CPU change). Under a caching TLB and asynchronous copies, on a
+// device that cannot fault.
+TEST_F(GmemTest, KeptRestoreMapsOnlyWhatChanged) {
+  constexpr size_t kBig = 16 * kMiB;
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY;
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
+  Mapping big(kBig), small(2 * kMiB);
+  ASSERT_NE(big.get(), nullptr);
+  ASSERT_NE(small.get(), nullptr);
+  Pattern(big.get(), big.size(), 17);
+  Pattern(small.get(), small.size(), 29);
+  const int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(big.addr(), big.size(), true), 0);
+  ASSERT_EQ(dev().KeepMapped(small.addr(), small.size(), true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  const tgm_counters before = dev().Counters();
+
+  small.get()[kPage] ^= 0xff;  // the CPU takes one page back
+  EXPECT_GT(dev().Counters().quiesced, before.quiesced);
+  ASSERT_TRUE(WaitForResume(dev(), base)) << "never resumed";
+  const tgm_counters after = dev().Counters();
+  const uint64_t prepares = after.pmap_prepare - before.pmap_prepare;
+  const uint64_t enters = after.pmap_enter - before.pmap_enter;
+  std::printf("restore of one changed page beside %zu MiB kept: %llu pmap_prepare, %llu pmap_enter\n",
+              kBig / kMiB, static_cast<unsigned long long>(prepares),
+              static_cast<unsigned long long>(enters));
+  // The small range spans at most two blocks; the big one is eight.
+  EXPECT_LE(prepares, 2u) << "the restore mapped kept memory nothing changed";
+  EXPECT_LE(enters, 2u);
+  EXPECT_GE(enters, 1u) << "the changed page was not mapped again";
+  int err = 0;
+  EXPECT_EQ(dev().Checksum(small.get(), small.size(), &err), Fnv(small.get(), small.size()));
+  EXPECT_EQ(dev().Checksum(big.get(), big.size(), &err), Fnv(big.get(), big.size()));
+  EXPECT_EQ(err, 0) << "the device found kept memory unmapped";
+  EXPECT_EQ(dev().Counters().nofault_misses, before.nofault_misses);
+  EXPECT_EQ(dev().Counters().tlb_stale, before.tlb_stale);
+  EXPECT_EQ(dev().KeepMapped(big.addr(), big.size(), false), 0);
+  EXPECT_EQ(dev().KeepMapped(small.addr(), small.size(), false), 0);
+}
+
+// Mapping what a prefetch moved (amdkfd with XNACK on maps the GPU a
+// prefetch targets) must not evict what it moved first: with
+// TGM_MAP_IN_ROOM a block that does not fit is mapped where it is. Without
+// the flag the same mapping makes room, as a fault would.
+TEST_F(GmemTest, MappingInRoomEvictsNothing) {
+  constexpr size_t kBlock = 2 * kMiB;
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  LimitScope limit_back(ctl);
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY;
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
+  ASSERT_EQ(dev().SetLimit(kBlock), 0);  // room for one block
+  Mapping m(5 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *two = reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(two);
+  Pattern(two, 4 * kBlock, 47);
+
+  tgm_counters before = dev().Counters();
+  ASSERT_EQ(dev().MapRange(addr, 2 * kBlock, true, TGM_MAP_IN_ROOM), 0);
+  tgm_counters after = dev().Counters();
+  EXPECT_EQ(after.evicted, before.evicted) << "mapping in room evicted";
+  EXPECT_EQ(after.migrated_to - before.migrated_to, kBlock / kPage) << "the first block fits";
+  EXPECT_EQ(after.mapped_device, kBlock / kPage);
+  EXPECT_EQ(after.mapped_host, kBlock / kPage) << "the second block is mapped where it is";
+  EXPECT_EQ(dev().Checksum(two, 2 * kBlock), Fnv(two, 2 * kBlock));
+  EXPECT_EQ(dev().MapRange(addr, kBlock, true, 0x80), -EINVAL) << "unknown flag accepted";
+
+  // The next two blocks without the flag: room is made, as a fault would.
+  before = dev().Counters();
+  ASSERT_EQ(dev().MapRange(addr + 2 * kBlock, 2 * kBlock, true), 0);
+  after = dev().Counters();
+  EXPECT_GT(after.evicted, before.evicted);
+  EXPECT_EQ(dev().Checksum(two, 4 * kBlock), Fnv(two, 4 * kBlock));
+  EXPECT_EQ(after.tlb_stale, before.tlb_stale);
 }
 
 // Device 0 cannot fault (TGM_HAZARD_NO_FAULTS) while this lives.

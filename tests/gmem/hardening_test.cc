@@ -1254,11 +1254,7 @@ TEST_F(GmemTest, MremapOfPinnedMemoryLeavesNoOrphanedPins) {
 // and is then limited to what they take: a plain block it reads must
 // still come into its memory.
 TEST_F(GmemTest, ReadOnlyCopiesMakeRoomWhenTheDeviceIsFull) {
-  struct LimitBack {
-    Device &d;
-    uint64_t limit;
-    ~LimitBack() { d.SetLimit(limit); }
-  } limit_back{dev(1), dev(1).Counters().limit};
+  LimitScope limit_back(dev(1));
   ReadMostlyBlock rm[3] = {ReadMostlyBlock(51), ReadMostlyBlock(52), ReadMostlyBlock(53)};
   for (auto &r : rm) {
     ASSERT_TRUE(r.ok());
