@@ -157,6 +157,33 @@ TEST_F(GmemTest, DontneedNoNodeDiscards) {
   EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(zero.data(), zero.size()));
 }
 
+// HMADV_PREFETCH with no node brings device pages home where the memory
+// policy of the range puts them (amdkfd's SYSMEM prefetch names no node).
+// The guest has one NUMA node, so this shows the pages and data come home,
+// not which node they land on.
+TEST_F(GmemTest, PrefetchWithoutANodeBringsPagesHome) {
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY;
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
+  Mapping m(4 * kMiB);
+  ASSERT_NE(m.get(), nullptr);
+  memset(m.get(), 0x11, m.size());
+  const tgm_counters c0 = dev().Counters();
+  ASSERT_EQ(dev().Fill(m.get(), m.size(), 0x5a), 0);
+  ASSERT_EQ(dev().Counters().resident - c0.resident, m.size()) << "the fill did not migrate";
+  ASSERT_EQ(Hmadvise(HMADV_NODE_NONE, m.addr(), m.size(), HMADV_PREFETCH), 0);
+  const tgm_counters c1 = dev().Counters();
+  EXPECT_EQ(c1.resident, c0.resident);
+  EXPECT_EQ(c1.migrated_from - c0.migrated_from, m.size() / kPage);
+  std::vector<uint8_t> want(m.size(), 0x5a);
+  EXPECT_EQ(Fnv(m.get(), m.size()), Fnv(want.data(), want.size()));
+  EXPECT_EQ(dev().Checksum(m.get(), m.size()), Fnv(want.data(), want.size()));
+  EXPECT_EQ(dev().Counters().tlb_stale, c0.tlb_stale);
+}
+
 TEST_F(GmemTest, AccessedByMapsInPlace) {
   Mapping m(2 * kMiB);
   ASSERT_NE(m.get(), nullptr);
@@ -1197,7 +1224,9 @@ TEST(GmemSyscall, ProbeAndBadBehavior) {
   EXPECT_EQ(Hmadvise(0, 1, kPage, HMADV_PREFETCH), -EINVAL);
   EXPECT_EQ(Hmadvise(0, ~0UL & ~(kPage - 1), 2 * kPage, HMADV_PREFETCH), -EINVAL);
   EXPECT_EQ(Hmadvise(-2, kPage, kPage, HMADV_PREFETCH), -EINVAL);
-  EXPECT_EQ(Hmadvise(-1, kPage, kPage, HMADV_PREFETCH), -EINVAL);
+  EXPECT_EQ(Hmadvise(-1, kPage, kPage, HMADV_READ_MOSTLY), -EINVAL);
+  // -1 prefetches home where the memory policy says: the range is checked.
+  EXPECT_EQ(Hmadvise(-1, kPage, kPage, HMADV_PREFETCH), -ENOMEM);
   EXPECT_EQ(Hmadvise(1000, kPage, kPage, HMADV_PREFETCH), -ENODEV);
   EXPECT_EQ(Hmadvise(0, kPage, kPage, HMADV_PREFETCH), -ENOMEM);
 }
@@ -1238,7 +1267,7 @@ struct Model {
     // The node is checked before an empty range succeeds.
     if (hnid < -1) return -EINVAL;
     if (hnid == -1) {
-      if (b != HMADV_DONTNEED) return -EINVAL;
+      if (b != HMADV_DONTNEED && b != HMADV_PREFETCH) return -EINVAL;
     } else if (hnid < nr_host_nodes) {
       if (NeedsDevice(b)) return -EINVAL;
     } else if (hnid != dev_hnids[0] && hnid != dev_hnids[1]) {
