@@ -76,21 +76,6 @@ class HazardScope {
   int set_;
 };
 
-// Device 0 with the hazards of @flags while this lives, through a control
-// file of its own.
-struct HazardousDevice {
-  static tgm_hazards Flags(uint32_t flags) {
-    tgm_hazards hz = {};
-    hz.flags = flags;
-    return hz;
-  }
-  explicit HazardousDevice(uint32_t flags) : hazards(ctl, Flags(flags)) {}
-  bool ok() const { return ctl.ok() && hazards.status() == 0; }
-
-  Device ctl{0};
-  HazardScope hazards;
-};
-
 // The device memory limit of a device for one case, given back at the end.
 class LimitScope {
  public:
