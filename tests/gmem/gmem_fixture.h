@@ -76,6 +76,21 @@ class HazardScope {
   int set_;
 };
 
+// Device 0 with the hazards of @flags while this lives, through a file of
+// its own.
+struct HazardousDevice {
+  static tgm_hazards Hazards(uint32_t flags) {
+    tgm_hazards hz = {};
+    hz.flags = flags;
+    return hz;
+  }
+  explicit HazardousDevice(uint32_t flags) : hazards(ctl, Hazards(flags)) {}
+  bool ok() const { return ctl.ok() && hazards.status() == 0; }
+
+  Device ctl{0};
+  HazardScope hazards;
+};
+
 // The device memory limit of a device for one case, given back at the end.
 class LimitScope {
  public:

@@ -162,12 +162,8 @@ TEST_F(GmemTest, DontneedNoNodeDiscards) {
 // The guest has one NUMA node, so this shows the pages and data come home,
 // not which node they land on.
 TEST_F(GmemTest, PrefetchWithoutANodeBringsPagesHome) {
-  Device ctl(0);
-  ASSERT_TRUE(ctl.ok());
-  tgm_hazards hz = {};
-  hz.flags = TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY;
-  HazardScope hazards(ctl, hz);
-  ASSERT_EQ(hazards.status(), 0);
+  HazardousDevice hazardous(TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY);
+  ASSERT_TRUE(hazardous.ok());
   Mapping m(4 * kMiB);
   ASSERT_NE(m.get(), nullptr);
   memset(m.get(), 0x11, m.size());
@@ -710,12 +706,8 @@ TEST_F(GmemTest, KeptRangesThatDoNotFitStayMapped) {
 // device that cannot fault.
 TEST_F(GmemTest, KeptRestoreMapsOnlyWhatChanged) {
   constexpr size_t kBig = 16 * kMiB;
-  Device ctl(0);
-  ASSERT_TRUE(ctl.ok());
-  tgm_hazards hz = {};
-  hz.flags = TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY;
-  HazardScope hazards(ctl, hz);
-  ASSERT_EQ(hazards.status(), 0);
+  HazardousDevice hazardous(TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY);
+  ASSERT_TRUE(hazardous.ok());
   Mapping big(kBig), small(2 * kMiB);
   ASSERT_NE(big.get(), nullptr);
   ASSERT_NE(small.get(), nullptr);
@@ -756,13 +748,9 @@ TEST_F(GmemTest, KeptRestoreMapsOnlyWhatChanged) {
 // the flag the same mapping makes room, as a fault would.
 TEST_F(GmemTest, MappingInRoomEvictsNothing) {
   constexpr size_t kBlock = 2 * kMiB;
-  Device ctl(0);
-  ASSERT_TRUE(ctl.ok());
-  LimitScope limit_back(ctl);
-  tgm_hazards hz = {};
-  hz.flags = TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY;
-  HazardScope hazards(ctl, hz);
-  ASSERT_EQ(hazards.status(), 0);
+  HazardousDevice hazardous(TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY);
+  ASSERT_TRUE(hazardous.ok());
+  LimitScope limit_back(hazardous.ctl);
   ASSERT_EQ(dev().SetLimit(kBlock), 0);  // room for one block
   Mapping m(5 * kBlock);
   ASSERT_NE(m.get(), nullptr);
@@ -789,25 +777,12 @@ TEST_F(GmemTest, MappingInRoomEvictsNothing) {
   EXPECT_EQ(after.tlb_stale, before.tlb_stale);
 }
 
-// Device 0 cannot fault (TGM_HAZARD_NO_FAULTS) while this lives.
-struct NoFaultDevice {
-  static tgm_hazards NoFaults() {
-    tgm_hazards hz = {};
-    hz.flags = TGM_HAZARD_NO_FAULTS;
-    return hz;
-  }
-  bool ok() const { return ctl.ok() && hazards.status() == 0; }
-
-  Device ctl{0};
-  HazardScope hazards{ctl, NoFaults()};
-};
-
 // Kept memory that the CPU cannot fault in either (a shared file mapping
 // past the end of its file, after ftruncate) is the device's problem, as
 // unreadable memory is: the restore skips it and lets the device run,
 // rather than retrying every 10 ms for ever with the device stopped.
 TEST_F(GmemTest, KeptMemoryCutFromItsFileDoesNotStopTheDevice) {
-  NoFaultDevice nofault;
+  HazardousDevice nofault(TGM_HAZARD_NO_FAULTS);
   ASSERT_TRUE(nofault.ok());
   int fd = memfd_create("gmem-kept", MFD_CLOEXEC);
   ASSERT_GE(fd, 0) << strerror(errno);
@@ -830,7 +805,7 @@ TEST_F(GmemTest, KeptMemoryCutFromItsFileDoesNotStopTheDevice) {
 // memory mapped at the same address later is not the device's, and CPU
 // changes to it must not stop the device.
 TEST_F(GmemTest, UnmappedKeptMemoryStopsTheDeviceNoMore) {
-  NoFaultDevice nofault;
+  HazardousDevice nofault(TGM_HAZARD_NO_FAULTS);
   ASSERT_TRUE(nofault.ok());
   Mapping m(2 * kMiB);
   ASSERT_NE(m.get(), nullptr);
