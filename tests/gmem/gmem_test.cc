@@ -801,6 +801,42 @@ TEST_F(GmemTest, KeptMemoryCutFromItsFileDoesNotStopTheDevice) {
   close(fd);
 }
 
+// A restore that meets a page the CPU cannot fault in skips that page
+// only: the readable pages before it in the same block are mapped again.
+// The file is cut to 40 KiB under a kept 2 MiB mapping, then the CPU drops
+// every PTE of the mapping; the device, which cannot fault, must still read
+// the ten pages the file holds, with the caching TLB and asynchronous
+// copies of a GPU.
+TEST_F(GmemTest, KeptRestoreMapsThePagesBeforeAnUnreadableOne) {
+  HazardousDevice nofault(TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB | TGM_HAZARD_ASYNC_COPY);
+  ASSERT_TRUE(nofault.ok());
+  constexpr size_t kKept = 40 * 1024;
+  int fd = memfd_create("gmem-kept-cut", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  ASSERT_EQ(ftruncate(fd, 2 * kMiB), 0);
+  void *p = mmap(nullptr, 2 * kMiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_NE(p, MAP_FAILED) << strerror(errno);
+  Pattern(static_cast<uint8_t *>(p), 2 * kMiB, 7);
+  const uint64_t want = Fnv(p, kKept);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+  const int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(addr, 2 * kMiB, true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  ASSERT_EQ(ftruncate(fd, kKept), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+  ASSERT_EQ(madvise(p, 2 * kMiB, MADV_DONTNEED), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base)) << "the device stayed stopped";
+  const uint64_t misses = dev().Counters().nofault_misses;
+  int err = 0;
+  const uint64_t got = dev().Checksum(p, kKept, &err);
+  EXPECT_EQ(err, 0) << "the restore left the readable pages before the cut unmapped";
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(dev().Counters().nofault_misses, misses);
+  EXPECT_EQ(dev().KeepMapped(addr, 2 * kMiB, false), 0);
+  munmap(p, 2 * kMiB);
+  close(fd);
+}
+
 // Memory a device kept mapped is kept no more once it is unmapped: other
 // memory mapped at the same address later is not the device's, and CPU
 // changes to it must not stop the device.
