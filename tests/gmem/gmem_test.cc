@@ -837,6 +837,57 @@ TEST_F(GmemTest, KeptRestoreMapsThePagesBeforeAnUnreadableOne) {
   close(fd);
 }
 
+// A restore whose mapping of a block is interrupted so often that it maps
+// the block a page at a time must not lose the pages it mapped first when
+// its next step migrates the block again (the migration invalidates the
+// whole block, raised by the restorer itself). The interruptions come from
+// churn outside the kept memory but in its notifier span, so they add no
+// restore pass of their own, and slow page table updates widen the window.
+TEST_F(GmemTest, KeptRestoreMappingAPageAtATimeKeepsEveryPage) {
+  constexpr size_t kSpan = 64 * kMiB, kKept = 2 * kMiB;
+  Device ctl(0);
+  ASSERT_TRUE(ctl.ok());
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB | TGM_HAZARD_SLOW_MAP;
+  hz.map_delay_us = 5000;
+  HazardScope hazards(ctl, hz);
+  ASSERT_EQ(hazards.status(), 0);
+  Mapping m(2 * kSpan);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *kept = reinterpret_cast<uint8_t *>((m.addr() + kSpan - 1) & ~(kSpan - 1));
+  uint8_t *churn = kept + 8 * kMiB;  // same 64 MiB span, not kept
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(kept);
+  Pattern(kept, kKept, 95);
+  const int64_t base = Unresumed(dev());
+  ASSERT_EQ(dev().KeepMapped(addr, kKept, true), 0);
+  ASSERT_TRUE(WaitForResume(dev(), base));
+
+  const uint64_t retries = std::stoull("0" + ReadSysfs(dev().hnid(), "map_retries"));
+  std::atomic<bool> stop{false};
+  std::thread churner([&] {
+    while (!stop.load()) {
+      churn[0] = 1;
+      madvise(churn, kPage, MADV_DONTNEED);
+    }
+  });
+  kept[100 * kPage] ^= 0xff;  // the block comes home; the restore moves it back
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  stop = true;
+  churner.join();
+  ASSERT_TRUE(WaitForResume(dev(), base)) << "the device stayed stopped";
+  const uint64_t restarted = std::stoull("0" + ReadSysfs(dev().hnid(), "map_retries")) - retries;
+  std::printf("restore restarted by the churn: %llu times\n", static_cast<unsigned long long>(restarted));
+  EXPECT_GT(restarted, 4u) << "the churn never made the restore map a page at a time";
+
+  const uint64_t misses = dev().Counters().nofault_misses;
+  int err = 0;
+  const uint64_t got = dev().Checksum(kept, kKept, &err);
+  EXPECT_EQ(err, 0) << "the device resumed with kept memory unmapped";
+  EXPECT_EQ(got, Fnv(kept, kKept));
+  EXPECT_EQ(dev().Counters().nofault_misses, misses);
+  EXPECT_EQ(dev().KeepMapped(addr, kKept, false), 0);
+}
+
 // Memory a device kept mapped is kept no more once it is unmapped: other
 // memory mapped at the same address later is not the device's, and CPU
 // changes to it must not stop the device.
