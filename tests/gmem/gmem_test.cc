@@ -777,6 +777,43 @@ TEST_F(GmemTest, MappingInRoomEvictsNothing) {
   EXPECT_EQ(after.tlb_stale, before.tlb_stale);
 }
 
+// Mapping in room evicts nothing also when the room goes between GMEM's
+// look at it and the migration: block X first comes home from device 1,
+// whose copies are slow, and meanwhile another mapping takes device 0's
+// one free block for block Y. X then stays where it is, mapped in host
+// memory, instead of evicting Y.
+TEST_F(GmemTest, MappingInRoomEvictsNothingWhenTheRoomIsTaken) {
+  constexpr size_t kBlock = 2 * kMiB;
+  LimitScope limit_back(dev(0));
+  ASSERT_EQ(dev(0).SetLimit(kBlock), 0);  // room for one block
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_SLOW_COPY;
+  hz.copy_delay_us = 100000;
+  HazardScope slow(dev(1), hz);
+  ASSERT_EQ(slow.status(), 0);
+  Mapping m(3 * kBlock);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *x = reinterpret_cast<uint8_t *>((m.addr() + kBlock - 1) & ~(kBlock - 1));
+  uint8_t *y = x + kBlock;
+  const uintptr_t xa = reinterpret_cast<uintptr_t>(x), ya = reinterpret_cast<uintptr_t>(y);
+  Pattern(x, 2 * kBlock, 53);
+  ASSERT_EQ(dev(1).Add(x, kBlock, 0), 0);  // X moves to device 1
+  ASSERT_EQ(dev(1).Counters().resident, kBlock);
+
+  const tgm_counters before = dev(0).Counters();
+  int x_ret = -1;
+  std::thread mapper([&] { x_ret = dev(0).MapRange(xa, kBlock, false, TGM_MAP_IN_ROOM); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const int y_ret = dev(0).MapRange(ya, kBlock, false, TGM_MAP_IN_ROOM);
+  mapper.join();
+  const tgm_counters after = dev(0).Counters();
+  EXPECT_EQ(x_ret, 0);
+  EXPECT_EQ(y_ret, 0);
+  EXPECT_EQ(after.migrated_to - before.migrated_to, kBlock / kPage) << "one block fits";
+  EXPECT_EQ(after.evicted, before.evicted) << "the mapping of X evicted Y, which took the room meanwhile";
+  EXPECT_EQ(dev(0).Checksum(x, 2 * kBlock), Fnv(x, 2 * kBlock));
+}
+
 // Kept memory that the CPU cannot fault in either (a shared file mapping
 // past the end of its file, after ftruncate) is the device's problem, as
 // unreadable memory is: the restore skips it and lets the device run,
