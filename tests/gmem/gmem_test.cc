@@ -925,6 +925,47 @@ TEST_F(GmemTest, KeptRestoreMappingAPageAtATimeKeepsEveryPage) {
   EXPECT_EQ(dev().KeepMapped(addr, kKept, false), 0);
 }
 
+// Two devices that cannot fault keep one range mapped, and the range
+// prefers device 0. Without peer mappings neither can map the other's
+// memory, so a restore that moved the block to its own device would take
+// it from the other, whose restore would take it back, for ever. The
+// block stays in host memory, both devices run, and nothing migrates once
+// they do.
+TEST_F(GmemTest, TwoDevicesKeepingOneRangeDoNotTakeItFromEachOther) {
+  constexpr size_t kKept = 2 * kMiB;
+  tgm_hazards hz = {};
+  hz.flags = TGM_HAZARD_NO_FAULTS | TGM_HAZARD_TLB;
+  HazardScope first(dev(0), hz), second(dev(1), hz);
+  ASSERT_EQ(first.status(), 0);
+  ASSERT_EQ(second.status(), 0);
+  Mapping m(2 * kKept);
+  ASSERT_NE(m.get(), nullptr);
+  uint8_t *kept = reinterpret_cast<uint8_t *>((m.addr() + kKept - 1) & ~(kKept - 1));
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(kept);
+  Pattern(kept, kKept, 97);
+  ASSERT_EQ(Hmadvise(dev(0).hnid(), addr, kKept, HMADV_PREFERRED_LOC), 0);
+  const int64_t base0 = Unresumed(dev(0)), base1 = Unresumed(dev(1));
+  ASSERT_EQ(dev(0).KeepMapped(addr, kKept, true), 0);
+  ASSERT_EQ(dev(1).KeepMapped(addr, kKept, true), 0);
+  EXPECT_TRUE(WaitForResume(dev(0), base0)) << "device 0 stayed stopped";
+  EXPECT_TRUE(WaitForResume(dev(1), base1)) << "device 1 stayed stopped";
+
+  const tgm_counters a0 = dev(0).Counters(), b0 = dev(1).Counters();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const tgm_counters a1 = dev(0).Counters(), b1 = dev(1).Counters();
+  const uint64_t moved = (a1.migrated_to - a0.migrated_to) + (b1.migrated_to - b0.migrated_to);
+  std::printf("pages moved between the devices in 500 ms while both ran: %llu\n",
+              static_cast<unsigned long long>(moved));
+  EXPECT_EQ(moved, 0u) << "the restores took the block from each other";
+  int err0 = 0, err1 = 0;
+  EXPECT_EQ(dev(0).Checksum(kept, kKept, &err0), Fnv(kept, kKept));
+  EXPECT_EQ(dev(1).Checksum(kept, kKept, &err1), Fnv(kept, kKept));
+  EXPECT_EQ(err0, 0);
+  EXPECT_EQ(err1, 0);
+  EXPECT_EQ(dev(0).KeepMapped(addr, kKept, false), 0);
+  EXPECT_EQ(dev(1).KeepMapped(addr, kKept, false), 0);
+}
+
 // Memory a device kept mapped is kept no more once it is unmapped: other
 // memory mapped at the same address later is not the device's, and CPU
 // changes to it must not stop the device.
