@@ -63,9 +63,13 @@ TEST(Rig, TwoCpusAndFourGigabytes) {
 }
 
 TEST(Rig, HmmTestDevicesExist) {
-  // lib/test_hmm.c registers device-private mirrors 0 and 1.
+  // lib/test_hmm.c registers device-private mirrors 0 and 1, and the
+  // device-coherent mirrors 2 and 3 in the memory scripts/vm reserves for
+  // them; without those the coherent hmm-tests would be skipped again.
   EXPECT_TRUE(IsCharDevice("/dev/hmm_dmirror0"));
   EXPECT_TRUE(IsCharDevice("/dev/hmm_dmirror1"));
+  EXPECT_TRUE(IsCharDevice("/dev/hmm_dmirror2"));
+  EXPECT_TRUE(IsCharDevice("/dev/hmm_dmirror3"));
 }
 
 TEST(Rig, KfdDeviceAndCpuTopology) {
